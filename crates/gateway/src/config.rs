@@ -1,0 +1,424 @@
+//! The node's configuration: command-line flags and `LIVEGATE_*` environment variables, with
+//! documented defaults, validated once at startup into typed values.
+//!
+//! Environment is read here and nowhere else. A value that does not parse is an error, never a
+//! warning plus the default; [`ServeArgs::validate`] reports every bad value at once.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use livegate_protocol::Channel;
+use uuid::Uuid;
+
+use crate::auth::token::{KeySource, TokenVerifier, VerifierSettings};
+
+/// The well-known development secret `--dev` uses when no key is configured. Never use it in production.
+pub const DEV_JWT_SECRET: &str = "livegate-dev-secret-do-not-use-in-production";
+/// The development publish key `--dev` uses when none is configured.
+pub const DEV_PUBLISH_API_KEY: &str = "livegate-dev-publish-key";
+/// The project the development token is minted for.
+pub const DEV_PROJECT_ID: Uuid = Uuid::from_u128(0x1111_1111_1111_4111_8111_1111_1111_1111);
+
+#[derive(Debug, Parser)]
+#[command(name = "livegate", version, about = "A horizontally scaled Socket.IO gateway for live updates")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway node.
+    Serve(Box<ServeArgs>),
+    /// Print a signed user JWT for development (like Centrifugo's `gentoken`).
+    DevToken(DevTokenArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineKind {
+    /// In-process: one node, no external service (registries and revocations in memory).
+    Embedded,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Flags of `livegate serve`. Every flag has a `LIVEGATE_*` environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (HTTP, Socket.IO and the publish API share it).
+    #[arg(long, env = "LIVEGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// Development mode: use a well-known JWT secret and publish key where none is configured,
+    /// and print a ready-to-use token. Never in production.
+    #[arg(long, env = "LIVEGATE_DEV", default_value_t = false)]
+    pub dev: bool,
+
+    /// Where publications, registries and revocations live.
+    #[arg(long, env = "LIVEGATE_ENGINE", value_enum, default_value = "embedded")]
+    pub engine: EngineKind,
+
+    /// Shared secret for HS256/HS384/HS512 user tokens.
+    #[arg(long, env = "LIVEGATE_JWT_HMAC_SECRET", hide_env_values = true)]
+    pub jwt_hmac_secret: Option<String>,
+
+    /// PEM public key (RSA, EC P-256 or Ed25519) for RS256/ES256/EdDSA user tokens.
+    #[arg(long, env = "LIVEGATE_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+
+    /// JWKS document (a file); the key is chosen by the token's `kid`.
+    #[arg(long, env = "LIVEGATE_JWKS_FILE")]
+    pub jwks_file: Option<PathBuf>,
+
+    /// Accepted token algorithms, comma separated (the explicit allow-list). Default: HS256,HS384,HS512
+    /// with a secret; the key's own algorithm with a PEM key; RS256,ES256,EdDSA with a JWKS.
+    #[arg(long, env = "LIVEGATE_JWT_ALGORITHMS", value_delimiter = ',')]
+    pub jwt_algorithms: Vec<String>,
+
+    /// Required `iss` claim, when set.
+    #[arg(long, env = "LIVEGATE_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Required `aud` claim, when set.
+    #[arg(long, env = "LIVEGATE_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Clock leeway for `exp` and `nbf`.
+    #[arg(long, env = "LIVEGATE_JWT_LEEWAY", default_value = "30s")]
+    pub jwt_leeway: String,
+
+    /// Bearer key of `POST /api/v1/publish` and `POST /api/v1/revoke`; both are off without one.
+    #[arg(long, env = "LIVEGATE_PUBLISH_API_KEY", hide_env_values = true)]
+    pub publish_api_key: Option<String>,
+
+    /// Transport heartbeat: how often the server pings.
+    #[arg(long, env = "LIVEGATE_PING_INTERVAL", default_value = "25s")]
+    pub ping_interval: String,
+
+    /// Transport heartbeat: how long a pong may take before the connection is closed.
+    #[arg(long, env = "LIVEGATE_PING_TIMEOUT", default_value = "20s")]
+    pub ping_timeout: String,
+
+    /// Application idle timeout: a socket that sends no packet for this long is disconnected.
+    #[arg(long, env = "LIVEGATE_IDLE_TIMEOUT", default_value = "9m")]
+    pub idle_timeout: String,
+
+    /// How long an Engine.IO session may stay without a successful namespace connect.
+    #[arg(long, env = "LIVEGATE_CONNECT_TIMEOUT", default_value = "5s")]
+    pub connect_timeout: String,
+
+    /// Subscriptions one socket may hold (whole-project channels count).
+    #[arg(long, env = "LIVEGATE_MAX_SUBSCRIPTIONS", default_value_t = 100)]
+    pub max_subscriptions: usize,
+
+    /// Channels this node serves, comma separated.
+    #[arg(
+        long,
+        env = "LIVEGATE_CHANNELS",
+        value_delimiter = ',',
+        default_value = "payment-requests,targets,payment-methods"
+    )]
+    pub channels: Vec<String>,
+
+    /// Permission a token needs per channel, as `channel=permission`, comma separated (none by
+    /// default; the permission `all` grants every channel).
+    #[arg(long, env = "LIVEGATE_CHANNEL_PERMISSIONS", value_delimiter = ',')]
+    pub channel_permissions: Vec<String>,
+
+    /// How long `POST /api/v1/revoke` keeps a session revoked (at least the token lifetime).
+    #[arg(long, env = "LIVEGATE_REVOCATION_TTL", default_value = "24h")]
+    pub revocation_ttl: String,
+
+    /// Largest publication accepted from the publish API, in bytes.
+    #[arg(long, env = "LIVEGATE_MAX_PUBLICATION_BYTES", default_value_t = 65536)]
+    pub max_publication_bytes: usize,
+
+    /// Log filter (tracing `EnvFilter` syntax).
+    #[arg(long, env = "LIVEGATE_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Log line format.
+    #[arg(long, env = "LIVEGATE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Flags of `livegate dev-token`.
+#[derive(Debug, Clone, Args)]
+pub struct DevTokenArgs {
+    /// The user id (`sub`).
+    #[arg(long, default_value = "dev-user")]
+    pub user: String,
+    /// A project the token may open sessions for; repeat for several.
+    #[arg(long = "project", default_values_t = vec![DEV_PROJECT_ID])]
+    pub projects: Vec<Uuid>,
+    /// Session id (`sid`); random when absent.
+    #[arg(long)]
+    pub sid: Option<String>,
+    /// Permissions (`permissions` claim), comma separated.
+    #[arg(long, value_delimiter = ',')]
+    pub permissions: Vec<String>,
+    /// Lifetime of the token.
+    #[arg(long, default_value = "24h")]
+    pub ttl: String,
+    /// HMAC secret to sign with; the development secret when absent.
+    #[arg(long, env = "LIVEGATE_JWT_HMAC_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+}
+
+/// The validated configuration the node runs with.
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub dev: bool,
+    pub engine: EngineKind,
+    pub verifier: TokenVerifier,
+    /// The HMAC secret, kept only in development mode to print a token.
+    pub dev_secret: Option<String>,
+    pub publish_api_key: Option<String>,
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_subscriptions: usize,
+    pub channels: Vec<Channel>,
+    pub channel_permissions: BTreeMap<Channel, String>,
+    pub revocation_ttl: Duration,
+    pub max_publication_bytes: usize,
+}
+
+impl std::fmt::Debug for Config {
+    /// Secrets never reach logs: the key and publish key are only said to be set.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("dev", &self.dev)
+            .field("engine", &self.engine)
+            .field("verifier", &self.verifier)
+            .field("publish_api_key", &self.publish_api_key.as_ref().map(|_| "<set>"))
+            .field("ping_interval", &self.ping_interval)
+            .field("ping_timeout", &self.ping_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_subscriptions", &self.max_subscriptions)
+            .field("channels", &self.channels)
+            .field("channel_permissions", &self.channel_permissions)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every configuration problem found, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  {}", .0.join("\n  "))]
+pub struct ConfigError(pub Vec<String>);
+
+/// Parses a duration such as `9m`, `30s` or `500ms`.
+pub fn parse_duration(name: &str, value: &str, errors: &mut Vec<String>) -> Duration {
+    match humantime::parse_duration(value) {
+        Ok(d) => d,
+        Err(e) => {
+            errors.push(format!("{name}: {value:?} is not a duration ({e})"));
+            Duration::ZERO
+        }
+    }
+}
+
+impl ServeArgs {
+    /// Checks every value and builds the typed [`Config`], or lists every problem.
+    pub fn validate(&self) -> Result<Config, ConfigError> {
+        let mut errors = Vec::new();
+        let listen = self.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
+            errors.push(format!(
+                "LIVEGATE_LISTEN: {:?} is not an address like 127.0.0.1:8080",
+                self.listen
+            ));
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+        let ping_interval = parse_duration("LIVEGATE_PING_INTERVAL", &self.ping_interval, &mut errors);
+        let ping_timeout = parse_duration("LIVEGATE_PING_TIMEOUT", &self.ping_timeout, &mut errors);
+        let idle_timeout = parse_duration("LIVEGATE_IDLE_TIMEOUT", &self.idle_timeout, &mut errors);
+        let connect_timeout =
+            parse_duration("LIVEGATE_CONNECT_TIMEOUT", &self.connect_timeout, &mut errors);
+        let revocation_ttl =
+            parse_duration("LIVEGATE_REVOCATION_TTL", &self.revocation_ttl, &mut errors);
+        let leeway = parse_duration("LIVEGATE_JWT_LEEWAY", &self.jwt_leeway, &mut errors);
+        for (name, d) in [
+            ("LIVEGATE_PING_INTERVAL", ping_interval),
+            ("LIVEGATE_PING_TIMEOUT", ping_timeout),
+            ("LIVEGATE_CONNECT_TIMEOUT", connect_timeout),
+        ] {
+            if d < Duration::from_millis(100) && !d.is_zero() {
+                errors.push(format!("{name}: must be at least 100ms"));
+            }
+        }
+        if idle_timeout < Duration::from_secs(1) {
+            errors.push("LIVEGATE_IDLE_TIMEOUT: must be at least 1s".to_owned());
+        }
+        if self.max_subscriptions == 0 {
+            errors.push("LIVEGATE_MAX_SUBSCRIPTIONS: must be at least 1".to_owned());
+        }
+        if self.max_publication_bytes < 1024 {
+            errors.push("LIVEGATE_MAX_PUBLICATION_BYTES: must be at least 1024".to_owned());
+        }
+
+        let mut channels = Vec::new();
+        for name in self.channels.iter().map(|c| c.trim()).filter(|c| !c.is_empty()) {
+            match name.parse::<Channel>() {
+                Ok(c) if !channels.contains(&c) => channels.push(c),
+                Ok(_) => {}
+                Err(e) => errors.push(format!("LIVEGATE_CHANNELS: {e}")),
+            }
+        }
+        channels.sort_by_key(|c| Channel::ALL.iter().position(|x| x == c));
+
+        let mut channel_permissions = BTreeMap::new();
+        for entry in self.channel_permissions.iter().map(|c| c.trim()).filter(|c| !c.is_empty()) {
+            match entry.split_once('=') {
+                Some((channel, permission)) if !permission.trim().is_empty() => {
+                    match channel.trim().parse::<Channel>() {
+                        Ok(c) => {
+                            channel_permissions.insert(c, permission.trim().to_owned());
+                        }
+                        Err(e) => errors.push(format!("LIVEGATE_CHANNEL_PERMISSIONS: {e}")),
+                    }
+                }
+                _ => errors.push(format!(
+                    "LIVEGATE_CHANNEL_PERMISSIONS: {entry:?} is not channel=permission"
+                )),
+            }
+        }
+
+        let mut secret = self.jwt_hmac_secret.clone().filter(|s| !s.is_empty());
+        let configured_keys = usize::from(secret.is_some())
+            + usize::from(self.jwt_public_key_file.is_some())
+            + usize::from(self.jwks_file.is_some());
+        if configured_keys == 0 && self.dev {
+            secret = Some(DEV_JWT_SECRET.to_owned());
+        }
+        let key_source = match (&secret, &self.jwt_public_key_file, &self.jwks_file) {
+            (Some(s), None, None) => Some(KeySource::Secret(s.clone())),
+            (None, Some(path), None) => Some(KeySource::PemFile(path.clone())),
+            (None, None, Some(path)) => Some(KeySource::JwksFile(path.clone())),
+            (None, None, None) => {
+                errors.push(
+                    "no token key: set LIVEGATE_JWT_HMAC_SECRET, LIVEGATE_JWT_PUBLIC_KEY_FILE or \
+                     LIVEGATE_JWKS_FILE (or --dev for a development secret)"
+                        .to_owned(),
+                );
+                None
+            }
+            _ => {
+                errors.push(
+                    "set exactly one of LIVEGATE_JWT_HMAC_SECRET, LIVEGATE_JWT_PUBLIC_KEY_FILE, \
+                     LIVEGATE_JWKS_FILE"
+                        .to_owned(),
+                );
+                None
+            }
+        };
+        let verifier = key_source.and_then(|source| {
+            let settings = VerifierSettings {
+                algorithms: self
+                    .jwt_algorithms
+                    .iter()
+                    .map(|a| a.trim().to_owned())
+                    .filter(|a| !a.is_empty())
+                    .collect(),
+                issuer: self.jwt_issuer.clone().filter(|s| !s.is_empty()),
+                audience: self.jwt_audience.clone().filter(|s| !s.is_empty()),
+                leeway,
+            };
+            TokenVerifier::new(source, settings)
+                .map_err(|e| errors.push(format!("token key: {e}")))
+                .ok()
+        });
+
+        let mut publish_api_key = self.publish_api_key.clone().filter(|k| !k.is_empty());
+        if publish_api_key.is_none() && self.dev {
+            publish_api_key = Some(DEV_PUBLISH_API_KEY.to_owned());
+        }
+
+        match verifier {
+            Some(verifier) if errors.is_empty() => Ok(Config {
+                listen,
+                dev: self.dev,
+                engine: self.engine,
+                verifier,
+                dev_secret: if self.dev { secret } else { None },
+                publish_api_key,
+                ping_interval,
+                ping_timeout,
+                idle_timeout,
+                connect_timeout,
+                max_subscriptions: self.max_subscriptions,
+                channels,
+                channel_permissions,
+                revocation_ttl,
+                max_publication_bytes: self.max_publication_bytes,
+            }),
+            _ => Err(ConfigError(errors)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["livegate", "serve"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).map(|c| c.command) {
+            Ok(Command::Serve(a)) => *a,
+            other => panic!("unexpected parse: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn dev_mode_fills_in_keys() {
+        let c = args(&["--dev"]).validate().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.publish_api_key.as_deref(), Some(DEV_PUBLISH_API_KEY));
+        assert_eq!(c.idle_timeout, Duration::from_secs(540));
+        assert_eq!(c.channels, Channel::ALL.to_vec());
+        assert_eq!(c.max_subscriptions, 100);
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_at_once() {
+        let e = args(&[
+            "--listen", "nowhere", "--idle-timeout", "soon", "--channels", "chat",
+            "--channel-permissions", "targets",
+        ])
+        .validate()
+        .err()
+        .unwrap_or_else(|| panic!("must fail"));
+        let text = e.to_string();
+        for needle in ["LIVEGATE_LISTEN", "LIVEGATE_IDLE_TIMEOUT", "LIVEGATE_CHANNELS", "LIVEGATE_CHANNEL_PERMISSIONS", "no token key"] {
+            assert!(text.contains(needle), "{needle} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn permissions_parse_per_channel() {
+        let c = args(&["--dev", "--channel-permissions", "targets=targets:read,payment-requests=payments"])
+            .validate()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.channel_permissions.get(&Channel::Targets).map(String::as_str), Some("targets:read"));
+        assert_eq!(c.channel_permissions.get(&Channel::PaymentMethods), None);
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let c = args(&["--jwt-hmac-secret", "s3cr3t-value", "--publish-api-key", "pk-value"])
+            .validate()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let text = format!("{c:?}");
+        assert!(!text.contains("s3cr3t-value") && !text.contains("pk-value"), "{text}");
+    }
+}

@@ -1,0 +1,109 @@
+//! The delivery task: takes what the engine hands over, one at a time and in order, and emits it
+//! to this node's sockets.
+//!
+//! A publication is serialized once and emitted to its rooms with `.local()` (the fan-out across
+//! nodes is the engine's job). Emitting to several rooms at once dedupes sockets, so a socket
+//! subscribed by both ids of one request gets one copy. A `subscription.closed` ends the matching
+//! subscriptions after it is delivered; a revocation tells the session's sockets, then
+//! disconnects them.
+
+use std::sync::Arc;
+
+use livegate_protocol::{EventName, Publication, Route, NAMESPACE};
+use serde_json::json;
+use socketioxide::SocketIo;
+use uuid::Uuid;
+
+use crate::engine::{Deliveries, Delivery};
+use crate::metrics::Metrics;
+use crate::node::{now_ms, Node};
+use crate::rooms;
+use crate::session::Session;
+
+pub async fn run(io: SocketIo, node: Arc<Node>, mut deliveries: Deliveries) {
+    while let Some(delivery) = deliveries.recv().await {
+        match delivery {
+            Delivery::Publication(p) => deliver(&io, &node, *p).await,
+            Delivery::SessionRevoked { sid, reason } => revoke(&io, &sid, &reason).await,
+        }
+    }
+}
+
+async fn deliver(io: &SocketIo, node: &Node, mut p: Publication) {
+    if p.event == EventName::SubscriptionClosed {
+        fill_ids_from_registry(node, &mut p).await;
+    }
+    let keys = rooms::keys_for_route(&p.route);
+    let room_names: Vec<String> = keys.iter().map(|k| rooms::for_key(p.project_id, k)).collect();
+    let Some(ns) = io.of(NAMESPACE) else { return };
+    if room_names.is_empty() {
+        return;
+    }
+    let event_id = p.event_id.clone().unwrap_or_else(|| Uuid::new_v4().to_string());
+    let payload = p.envelope(&event_id, now_ms());
+    let recipients = ns.clone().local().to(room_names.clone()).sockets();
+    if recipients.is_empty() {
+        return;
+    }
+    Metrics::inc(&node.metrics.deliveries, recipients.len() as u64);
+    if let Err(e) = ns.local().to(room_names.clone()).emit(p.event.as_str(), &payload).await {
+        Metrics::inc(&node.metrics.emit_failures, 1);
+        tracing::warn!(event = %p.event, %event_id, error = %e, "some sockets missed a publication");
+    }
+    if p.event == EventName::SubscriptionClosed {
+        for socket in recipients {
+            let Some(session) = socket.extensions.get::<Arc<Session>>() else {
+                continue;
+            };
+            let mut subs = session.subscriptions();
+            for key in &keys {
+                if let Some(room) = subs.remove(key) {
+                    socket.leave(room);
+                }
+            }
+        }
+    }
+}
+
+/// `subscription.closed` is routed by both ids; the one it lacks comes from the registry.
+async fn fill_ids_from_registry(node: &Node, p: &mut Publication) {
+    let Route::PaymentRequest {
+        payment_request_id,
+        provider_payment_id,
+    } = &p.route
+    else {
+        return;
+    };
+    match (payment_request_id, provider_payment_id) {
+        (Some(id), None) => {
+            if let Ok(Some(rec)) = node.engine.payment_request(*id).await {
+                if rec.project_id == p.project_id {
+                    p.fill_payment_ids(None, rec.provider_payment_id);
+                }
+            }
+        }
+        (None, Some(pp)) => {
+            if let Ok(Some(rec)) = node.engine.provider_payment(pp).await {
+                if rec.project_id == p.project_id {
+                    p.fill_payment_ids(Some(rec.payment_request_id), None);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+async fn revoke(io: &SocketIo, sid: &str, reason: &str) {
+    let Some(ns) = io.of(NAMESPACE) else { return };
+    let room = rooms::for_session(sid);
+    let sockets = ns.local().to(room.clone()).sockets();
+    if sockets.is_empty() {
+        return;
+    }
+    tracing::info!(sid, sockets = sockets.len(), "session revoked: disconnecting its sockets");
+    let body = json!({ "reason": reason });
+    for socket in sockets {
+        let _ = socket.emit("session.revoked", &body);
+        let _ = socket.disconnect();
+    }
+}

@@ -1,0 +1,22 @@
+//! The node's plain HTTP endpoints, beside Socket.IO on the same listener.
+//!
+//! - `GET /healthz`: the process is alive.
+//! - `GET /readyz`: the node takes connections (not draining, engine ready).
+//! - `POST /api/v1/publish`: one publication into the engine (bearer publish key).
+//! - `POST /api/v1/revoke`: revoke a session everywhere (bearer publish key).
+
+pub mod api_error;
+pub mod health;
+pub mod publish_api;
+
+use std::sync::Arc;
+
+use axum::Router;
+
+use crate::node::Node;
+
+pub fn router(node: Arc<Node>) -> Router {
+    Router::new()
+        .merge(health::router(node.clone()))
+        .merge(publish_api::router(node))
+}

@@ -1,0 +1,31 @@
+//! livegate-gateway: a stateless Socket.IO node that delivers live updates.
+//!
+//! A client connects to the `/v2/live-updates` namespace with a user JWT and a project id
+//! ([`auth`]), receives `ready`, and subscribes to channels ([`session`]). Publishers publish
+//! into the [`engine`] (over HTTP here, or through Redis); the engine hands every publication
+//! for a project this node holds to the [`delivery`] task, which emits it to the matching,
+//! always project-scoped, rooms ([`rooms`]) of local sockets, once per socket.
+//!
+//! # Where to look
+//! - [`config`]: every flag and `LIVEGATE_*` variable, validated at startup.
+//! - [`server`]: how the pieces are wired, and the shutdown order.
+//! - [`auth`]: handshake checks and their `connect_error` codes; [`auth::token`] for JWTs.
+//! - [`session`]: `ready`, the per-socket action worker, subscriptions, the idle sweeper.
+//! - [`engine`]: the engine contract; [`engine::embedded`] the in-process engine.
+//! - [`delivery`]: publication → rooms → sockets; `subscription.closed`; revocations.
+//! - [`http`]: `/healthz`, `/readyz`, `POST /api/v1/publish`, `POST /api/v1/revoke`.
+
+pub mod auth;
+pub mod config;
+pub mod delivery;
+pub mod dev_token;
+pub mod engine;
+pub mod http;
+pub mod metrics;
+pub mod node;
+pub mod rooms;
+pub mod server;
+pub mod session;
+pub mod telemetry;
+
+pub use server::run;

@@ -1,0 +1,162 @@
+//! One socket's life on this node: the handshake's success (`ready`), its actions, its
+//! subscriptions and its idleness.
+//!
+//! Handlers are registered synchronously inside the connect handler, so no frame sent right
+//! after the CONNECT can slip past them. The `message` handler does no work itself: it stamps the
+//! idle clock and queues the frame for the socket's action worker ([`actions`]), which answers
+//! every action in the order it was sent.
+
+pub mod actions;
+pub mod idle;
+pub mod subscriptions;
+
+use std::future::{ready, Ready};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use livegate_protocol::{Channel, SystemMessage};
+use serde_json::Value;
+use socketioxide::extract::{Extension, SocketRef, State, TryData};
+use socketioxide::socket::DisconnectReason;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::auth::Identity;
+use crate::node::{monotonic_ms, Node};
+use crate::rooms;
+use subscriptions::Subscriptions;
+
+/// Frames one socket may have waiting for its worker; a client past this is flooding.
+pub const ACTION_QUEUE: usize = 64;
+
+/// The state of one connected socket, kept in its extensions.
+pub struct Session {
+    pub connection_id: Uuid,
+    pub identity: Identity,
+    /// Channels this connection may use (enabled on the node and permitted to the user).
+    pub channels: Vec<Channel>,
+    last_activity_ms: AtomicU64,
+    subscriptions: Mutex<Subscriptions>,
+    actions: Mutex<Option<mpsc::Sender<Value>>>,
+    pub span: tracing::Span,
+}
+
+impl Session {
+    pub fn project_id(&self) -> Uuid {
+        self.identity.project_id
+    }
+
+    /// Any client packet resets the idle clock.
+    pub fn touch(&self) {
+        self.last_activity_ms.store(monotonic_ms(), Ordering::Relaxed);
+    }
+
+    pub fn idle_for_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.last_activity_ms.load(Ordering::Relaxed))
+    }
+
+    pub fn subscriptions(&self) -> MutexGuard<'_, Subscriptions> {
+        // Every critical section is a few map operations with no await and no panic path, so a
+        // poisoned lock still guards consistent data.
+        self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a frame for the worker. `false` when the queue is full (the client is flooding).
+    fn enqueue(&self, frame: Value) -> bool {
+        let guard = self.actions.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref().map(|tx| tx.try_send(frame)) {
+            Some(Err(mpsc::error::TrySendError::Full(_))) => false,
+            Some(Ok(())) | Some(Err(mpsc::error::TrySendError::Closed(_))) | None => true,
+        }
+    }
+
+    /// The socket is gone: stop the worker and drop every subscription.
+    fn close(&self) {
+        self.actions.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.subscriptions().close();
+    }
+}
+
+/// Whether the token's permissions allow a channel under the node's configuration.
+pub fn permitted(node: &Node, permissions: &[String], channel: Channel) -> bool {
+    match node.config.channel_permissions.get(&channel) {
+        None => true,
+        Some(required) => permissions.iter().any(|p| p == required || p == "all"),
+    }
+}
+
+/// The connect handler: runs once the middleware accepted the handshake.
+pub fn on_connect(
+    socket: SocketRef,
+    State(node): State<Arc<Node>>,
+    Extension(identity): Extension<Identity>,
+) -> Ready<()> {
+    let connection_id = Uuid::new_v4();
+    let span = tracing::info_span!(
+        "socket",
+        connection_id = %connection_id,
+        project_id = %identity.project_id,
+        user_id = %identity.claims.sub,
+    );
+    let channels = node
+        .config
+        .channels
+        .iter()
+        .copied()
+        .filter(|c| permitted(&node, &identity.claims.permissions, *c))
+        .collect::<Vec<_>>();
+    let (tx, rx) = mpsc::channel(ACTION_QUEUE);
+    let session = Arc::new(Session {
+        connection_id,
+        identity,
+        channels: channels.clone(),
+        last_activity_ms: AtomicU64::new(monotonic_ms()),
+        subscriptions: Mutex::new(Subscriptions::default()),
+        actions: Mutex::new(Some(tx)),
+        span: span.clone(),
+    });
+    socket.extensions.insert(session.clone());
+    socket.join(rooms::for_session(&session.identity.claims.sid));
+
+    let on_message = session.clone();
+    socket.on(
+        "message",
+        move |socket: SocketRef, TryData(frame): TryData<Value>| {
+            on_message.touch();
+            if !on_message.enqueue(frame.unwrap_or(Value::Null)) {
+                let _enter = on_message.span.enter();
+                tracing::warn!("action queue full: disconnecting a flooding client");
+                let _ = socket.disconnect();
+            }
+            ready(())
+        },
+    );
+    let on_other = session.clone();
+    socket.on_fallback(move |_: SocketRef| {
+        on_other.touch();
+        ready(())
+    });
+    let on_close = session.clone();
+    socket.on_disconnect(move |reason: DisconnectReason| {
+        on_close.close();
+        let _enter = on_close.span.enter();
+        tracing::info!(?reason, "disconnected");
+        ready(())
+    });
+
+    {
+        let _enter = span.enter();
+        tracing::info!(sid = %session.identity.claims.sid, "connected");
+    }
+    let ready_message = SystemMessage::Ready {
+        connection_id,
+        channels,
+    };
+    if let Err(e) = socket.emit("message", &ready_message) {
+        let _enter = span.enter();
+        tracing::debug!(error = %e, "could not send ready");
+    }
+    tokio::spawn(actions::run(socket, session, node, rx).instrument(span));
+    ready(())
+}
