@@ -23,7 +23,11 @@ pub const DEV_PUBLISH_API_KEY: &str = "livegate-dev-publish-key";
 pub const DEV_PROJECT_ID: Uuid = Uuid::from_u128(0x1111_1111_1111_4111_8111_1111_1111_1111);
 
 #[derive(Debug, Parser)]
-#[command(name = "livegate", version, about = "A horizontally scaled Socket.IO gateway for live updates")]
+#[command(
+    name = "livegate",
+    version,
+    about = "A horizontally scaled Socket.IO gateway for live updates"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -41,6 +45,8 @@ pub enum Command {
 pub enum EngineKind {
     /// In-process: one node, no external service (registries and revocations in memory).
     Embedded,
+    /// Any number of nodes on one Redis (or Redis Cluster with `--redis-sharded`).
+    Redis,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -64,6 +70,31 @@ pub struct ServeArgs {
     /// Where publications, registries and revocations live.
     #[arg(long, env = "LIVEGATE_ENGINE", value_enum, default_value = "embedded")]
     pub engine: EngineKind,
+
+    /// Redis URL (`redis://host:6379`, `redis-cluster://host:7000` for a cluster), with `--engine redis`.
+    #[arg(
+        long,
+        env = "LIVEGATE_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
+    pub redis_url: String,
+
+    /// Prefix of every Redis key and channel.
+    #[arg(long, env = "LIVEGATE_REDIS_PREFIX", default_value = "livegate")]
+    pub redis_prefix: String,
+
+    /// Sharded pub/sub (`SSUBSCRIBE`; publishers use `SPUBLISH`), for Redis Cluster.
+    #[arg(long, env = "LIVEGATE_REDIS_SHARDED", default_value_t = false)]
+    pub redis_sharded: bool,
+
+    /// Timeout of Redis commands: registry reads, subscribe confirmations.
+    #[arg(long, env = "LIVEGATE_REDIS_TIMEOUT", default_value = "1s")]
+    pub redis_timeout: String,
+
+    /// How long a project's channel stays subscribed after its last socket left (under 5s).
+    #[arg(long, env = "LIVEGATE_UNSUBSCRIBE_GRACE", default_value = "2s")]
+    pub unsubscribe_grace: String,
 
     /// Shared secret for HS256/HS384/HS512 user tokens.
     #[arg(long, env = "LIVEGATE_JWT_HMAC_SECRET", hide_env_values = true)]
@@ -176,6 +207,7 @@ pub struct DevTokenArgs {
 #[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    pub redis: RedisConfig,
     pub dev: bool,
     pub engine: EngineKind,
     pub verifier: TokenVerifier,
@@ -201,7 +233,10 @@ impl std::fmt::Debug for Config {
             .field("dev", &self.dev)
             .field("engine", &self.engine)
             .field("verifier", &self.verifier)
-            .field("publish_api_key", &self.publish_api_key.as_ref().map(|_| "<set>"))
+            .field(
+                "publish_api_key",
+                &self.publish_api_key.as_ref().map(|_| "<set>"),
+            )
             .field("ping_interval", &self.ping_interval)
             .field("ping_timeout", &self.ping_timeout)
             .field("idle_timeout", &self.idle_timeout)
@@ -211,6 +246,16 @@ impl std::fmt::Debug for Config {
             .field("channel_permissions", &self.channel_permissions)
             .finish_non_exhaustive()
     }
+}
+
+/// The Redis engine's settings (used with `--engine redis`).
+#[derive(Clone)]
+pub struct RedisConfig {
+    pub url: String,
+    pub prefix: String,
+    pub sharded: bool,
+    pub timeout: Duration,
+    pub unsubscribe_grace: Duration,
 }
 
 /// Every configuration problem found, one per line.
@@ -240,14 +285,41 @@ impl ServeArgs {
             ));
             SocketAddr::from(([127, 0, 0, 1], 8080))
         });
-        let ping_interval = parse_duration("LIVEGATE_PING_INTERVAL", &self.ping_interval, &mut errors);
+        let ping_interval =
+            parse_duration("LIVEGATE_PING_INTERVAL", &self.ping_interval, &mut errors);
         let ping_timeout = parse_duration("LIVEGATE_PING_TIMEOUT", &self.ping_timeout, &mut errors);
         let idle_timeout = parse_duration("LIVEGATE_IDLE_TIMEOUT", &self.idle_timeout, &mut errors);
-        let connect_timeout =
-            parse_duration("LIVEGATE_CONNECT_TIMEOUT", &self.connect_timeout, &mut errors);
+        let connect_timeout = parse_duration(
+            "LIVEGATE_CONNECT_TIMEOUT",
+            &self.connect_timeout,
+            &mut errors,
+        );
         let revocation_ttl =
             parse_duration("LIVEGATE_REVOCATION_TTL", &self.revocation_ttl, &mut errors);
         let leeway = parse_duration("LIVEGATE_JWT_LEEWAY", &self.jwt_leeway, &mut errors);
+        let redis_timeout =
+            parse_duration("LIVEGATE_REDIS_TIMEOUT", &self.redis_timeout, &mut errors);
+        let unsubscribe_grace = parse_duration(
+            "LIVEGATE_UNSUBSCRIBE_GRACE",
+            &self.unsubscribe_grace,
+            &mut errors,
+        );
+        if unsubscribe_grace >= Duration::from_secs(5) {
+            errors.push(
+                "LIVEGATE_UNSUBSCRIBE_GRACE: must be under 5s (the contract's bound)".to_owned(),
+            );
+        }
+        if redis_timeout < Duration::from_millis(50) {
+            errors.push("LIVEGATE_REDIS_TIMEOUT: must be at least 50ms".to_owned());
+        }
+        if self.engine == EngineKind::Redis
+            && fred::prelude::Config::from_url(&self.redis_url).is_err()
+        {
+            errors.push("LIVEGATE_REDIS_URL: not a Redis URL".to_owned());
+        }
+        if self.redis_prefix.is_empty() {
+            errors.push("LIVEGATE_REDIS_PREFIX: must not be empty".to_owned());
+        }
         for (name, d) in [
             ("LIVEGATE_PING_INTERVAL", ping_interval),
             ("LIVEGATE_PING_TIMEOUT", ping_timeout),
@@ -268,7 +340,12 @@ impl ServeArgs {
         }
 
         let mut channels = Vec::new();
-        for name in self.channels.iter().map(|c| c.trim()).filter(|c| !c.is_empty()) {
+        for name in self
+            .channels
+            .iter()
+            .map(|c| c.trim())
+            .filter(|c| !c.is_empty())
+        {
             match name.parse::<Channel>() {
                 Ok(c) if !channels.contains(&c) => channels.push(c),
                 Ok(_) => {}
@@ -278,7 +355,12 @@ impl ServeArgs {
         channels.sort_by_key(|c| Channel::ALL.iter().position(|x| x == c));
 
         let mut channel_permissions = BTreeMap::new();
-        for entry in self.channel_permissions.iter().map(|c| c.trim()).filter(|c| !c.is_empty()) {
+        for entry in self
+            .channel_permissions
+            .iter()
+            .map(|c| c.trim())
+            .filter(|c| !c.is_empty())
+        {
             match entry.split_once('=') {
                 Some((channel, permission)) if !permission.trim().is_empty() => {
                     match channel.trim().parse::<Channel>() {
@@ -347,6 +429,13 @@ impl ServeArgs {
         match verifier {
             Some(verifier) if errors.is_empty() => Ok(Config {
                 listen,
+                redis: RedisConfig {
+                    url: self.redis_url.clone(),
+                    prefix: self.redis_prefix.clone(),
+                    sharded: self.redis_sharded,
+                    timeout: redis_timeout,
+                    unsubscribe_grace,
+                },
                 dev: self.dev,
                 engine: self.engine,
                 verifier,
@@ -382,7 +471,9 @@ mod tests {
 
     #[test]
     fn dev_mode_fills_in_keys() {
-        let c = args(&["--dev"]).validate().unwrap_or_else(|e| panic!("{e}"));
+        let c = args(&["--dev"])
+            .validate()
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.publish_api_key.as_deref(), Some(DEV_PUBLISH_API_KEY));
         assert_eq!(c.idle_timeout, Duration::from_secs(540));
         assert_eq!(c.channels, Channel::ALL.to_vec());
@@ -392,33 +483,62 @@ mod tests {
     #[test]
     fn every_bad_value_is_reported_at_once() {
         let e = args(&[
-            "--listen", "nowhere", "--idle-timeout", "soon", "--channels", "chat",
-            "--channel-permissions", "targets",
+            "--listen",
+            "nowhere",
+            "--idle-timeout",
+            "soon",
+            "--channels",
+            "chat",
+            "--channel-permissions",
+            "targets",
         ])
         .validate()
         .err()
         .unwrap_or_else(|| panic!("must fail"));
         let text = e.to_string();
-        for needle in ["LIVEGATE_LISTEN", "LIVEGATE_IDLE_TIMEOUT", "LIVEGATE_CHANNELS", "LIVEGATE_CHANNEL_PERMISSIONS", "no token key"] {
+        for needle in [
+            "LIVEGATE_LISTEN",
+            "LIVEGATE_IDLE_TIMEOUT",
+            "LIVEGATE_CHANNELS",
+            "LIVEGATE_CHANNEL_PERMISSIONS",
+            "no token key",
+        ] {
             assert!(text.contains(needle), "{needle} missing from {text}");
         }
     }
 
     #[test]
     fn permissions_parse_per_channel() {
-        let c = args(&["--dev", "--channel-permissions", "targets=targets:read,payment-requests=payments"])
-            .validate()
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(c.channel_permissions.get(&Channel::Targets).map(String::as_str), Some("targets:read"));
+        let c = args(&[
+            "--dev",
+            "--channel-permissions",
+            "targets=targets:read,payment-requests=payments",
+        ])
+        .validate()
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.channel_permissions
+                .get(&Channel::Targets)
+                .map(String::as_str),
+            Some("targets:read")
+        );
         assert_eq!(c.channel_permissions.get(&Channel::PaymentMethods), None);
     }
 
     #[test]
     fn secrets_do_not_show_in_debug() {
-        let c = args(&["--jwt-hmac-secret", "s3cr3t-value", "--publish-api-key", "pk-value"])
-            .validate()
-            .unwrap_or_else(|e| panic!("{e}"));
+        let c = args(&[
+            "--jwt-hmac-secret",
+            "s3cr3t-value",
+            "--publish-api-key",
+            "pk-value",
+        ])
+        .validate()
+        .unwrap_or_else(|e| panic!("{e}"));
         let text = format!("{c:?}");
-        assert!(!text.contains("s3cr3t-value") && !text.contains("pk-value"), "{text}");
+        assert!(
+            !text.contains("s3cr3t-value") && !text.contains("pk-value"),
+            "{text}"
+        );
     }
 }

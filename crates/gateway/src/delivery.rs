@@ -9,14 +9,14 @@
 
 use std::sync::Arc;
 
-use livegate_protocol::{EventName, Publication, Route, NAMESPACE};
+use livegate_protocol::{EventName, NAMESPACE, Publication, Route};
 use serde_json::json;
 use socketioxide::SocketIo;
 use uuid::Uuid;
 
 use crate::engine::{Deliveries, Delivery};
 use crate::metrics::Metrics;
-use crate::node::{now_ms, Node};
+use crate::node::{Node, now_ms};
 use crate::rooms;
 use crate::session::Session;
 
@@ -34,19 +34,30 @@ async fn deliver(io: &SocketIo, node: &Node, mut p: Publication) {
         fill_ids_from_registry(node, &mut p).await;
     }
     let keys = rooms::keys_for_route(&p.route);
-    let room_names: Vec<String> = keys.iter().map(|k| rooms::for_key(p.project_id, k)).collect();
+    let room_names: Vec<String> = keys
+        .iter()
+        .map(|k| rooms::for_key(p.project_id, k))
+        .collect();
     let Some(ns) = io.of(NAMESPACE) else { return };
     if room_names.is_empty() {
         return;
     }
-    let event_id = p.event_id.clone().unwrap_or_else(|| Uuid::new_v4().to_string());
+    let event_id = p
+        .event_id
+        .clone()
+        .unwrap_or_else(|| Uuid::new_v4().to_string());
     let payload = p.envelope(&event_id, now_ms());
     let recipients = ns.clone().local().to(room_names.clone()).sockets();
     if recipients.is_empty() {
         return;
     }
     Metrics::inc(&node.metrics.deliveries, recipients.len() as u64);
-    if let Err(e) = ns.local().to(room_names.clone()).emit(p.event.as_str(), &payload).await {
+    if let Err(e) = ns
+        .local()
+        .to(room_names.clone())
+        .emit(p.event.as_str(), &payload)
+        .await
+    {
         Metrics::inc(&node.metrics.emit_failures, 1);
         tracing::warn!(event = %p.event, %event_id, error = %e, "some sockets missed a publication");
     }
@@ -76,17 +87,17 @@ async fn fill_ids_from_registry(node: &Node, p: &mut Publication) {
     };
     match (payment_request_id, provider_payment_id) {
         (Some(id), None) => {
-            if let Ok(Some(rec)) = node.engine.payment_request(*id).await {
-                if rec.project_id == p.project_id {
-                    p.fill_payment_ids(None, rec.provider_payment_id);
-                }
+            if let Ok(Some(rec)) = node.engine.payment_request(*id).await
+                && rec.project_id == p.project_id
+            {
+                p.fill_payment_ids(None, rec.provider_payment_id);
             }
         }
         (None, Some(pp)) => {
-            if let Ok(Some(rec)) = node.engine.provider_payment(pp).await {
-                if rec.project_id == p.project_id {
-                    p.fill_payment_ids(Some(rec.payment_request_id), None);
-                }
+            if let Ok(Some(rec)) = node.engine.provider_payment(pp).await
+                && rec.project_id == p.project_id
+            {
+                p.fill_payment_ids(Some(rec.payment_request_id), None);
             }
         }
         _ => {}
@@ -100,7 +111,11 @@ async fn revoke(io: &SocketIo, sid: &str, reason: &str) {
     if sockets.is_empty() {
         return;
     }
-    tracing::info!(sid, sockets = sockets.len(), "session revoked: disconnecting its sockets");
+    tracing::info!(
+        sid,
+        sockets = sockets.len(),
+        "session revoked: disconnecting its sockets"
+    );
     let body = json!({ "reason": reason });
     for socket in sockets {
         let _ = socket.emit("session.revoked", &body);

@@ -1,6 +1,6 @@
 //! `livegate dev-token`: mints a user JWT for development, so a newcomer connects in a minute.
 
-use jsonwebtoken::{encode, EncodingKey, Header};
+use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -34,6 +34,10 @@ impl DevToken<'_> {
             "permissions": self.permissions,
         });
         let secret = self.secret.unwrap_or(DEV_JWT_SECRET);
-        encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes()))
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
     }
 }

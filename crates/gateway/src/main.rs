@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use livegate_gateway::config::{parse_duration, Cli, Command, Config, DEV_PROJECT_ID};
+use livegate_gateway::config::{Cli, Command, Config, DEV_PROJECT_ID, parse_duration};
 use livegate_gateway::dev_token::DevToken;
 use livegate_gateway::{server, telemetry};
 use tokio::net::TcpListener;
@@ -85,7 +85,7 @@ async fn serve(config: Config) -> std::io::Result<()> {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{signal, SignalKind};
+        use tokio::signal::unix::{SignalKind, signal};
         match signal(SignalKind::terminate()) {
             Ok(mut term) => {
                 tokio::select! {

@@ -14,6 +14,9 @@ pub struct Metrics {
     pub deliveries: AtomicU64,
     pub idle_disconnects: AtomicU64,
     pub emit_failures: AtomicU64,
+    pub redis_disconnects: AtomicU64,
+    pub resubscriptions: AtomicU64,
+    pub slow_consumer_disconnects: AtomicU64,
 }
 
 impl Metrics {

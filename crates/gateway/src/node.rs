@@ -11,17 +11,17 @@ use crate::metrics::Metrics;
 pub struct Node {
     pub config: Config,
     pub engine: Arc<dyn Engine>,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// Set when shutdown begins: `/readyz` fails from then on.
     draining: AtomicBool,
 }
 
 impl Node {
-    pub fn new(config: Config, engine: Arc<dyn Engine>) -> Self {
+    pub fn new(config: Config, engine: Arc<dyn Engine>, metrics: Arc<Metrics>) -> Self {
         Node {
             config,
             engine,
-            metrics: Metrics::default(),
+            metrics,
             draining: AtomicBool::new(false),
         }
     }

@@ -28,7 +28,11 @@ pub fn keys_for_route(route: &Route) -> Vec<SubscriptionKey> {
         } => payment_request_id
             .map(SubscriptionKey::PaymentRequest)
             .into_iter()
-            .chain(provider_payment_id.clone().map(SubscriptionKey::ProviderPayment))
+            .chain(
+                provider_payment_id
+                    .clone()
+                    .map(SubscriptionKey::ProviderPayment),
+            )
             .collect(),
     }
 }
@@ -73,6 +77,9 @@ mod tests {
                 SubscriptionKey::ProviderPayment("pi".into())
             ]
         );
-        assert_eq!(keys_for_route(&Route::Channel(Channel::Targets)), vec![SubscriptionKey::Targets]);
+        assert_eq!(
+            keys_for_route(&Route::Channel(Channel::Targets)),
+            vec![SubscriptionKey::Targets]
+        );
     }
 }

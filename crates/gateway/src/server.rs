@@ -7,9 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use axum::Router;
-use livegate_protocol::{INBOUND_PACKET_CAP, NAMESPACE, SOCKET_IO_PATH};
+use axum::serve::ListenerExt;
+use livegate_protocol::{INBOUND_PACKET_CAP, NAMESPACE, RedisNames, SOCKET_IO_PATH};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::{ParserConfig, SocketIo, TransportType};
 use tokio::net::TcpListener;
@@ -18,7 +18,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, EngineKind};
 use crate::engine::embedded::EmbeddedEngine;
+use crate::engine::redis::{RedisEngine, RedisSettings};
 use crate::engine::{Deliveries, Engine};
+use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::session::idle;
 use crate::{auth, delivery, http, session};
@@ -26,19 +28,40 @@ use crate::{auth, delivery, http, session};
 /// How long background tasks get to finish once the server has stopped.
 const TASK_GRACE: Duration = Duration::from_secs(5);
 
-fn engine(config: &Config) -> (Arc<dyn Engine>, Deliveries) {
+fn engine(
+    config: &Config,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<(Arc<dyn Engine>, Deliveries)> {
     match config.engine {
         EngineKind::Embedded => {
             let (engine, deliveries) = EmbeddedEngine::new();
-            (Arc::new(engine), deliveries)
+            Ok((Arc::new(engine), deliveries))
+        }
+        EngineKind::Redis => {
+            let settings = RedisSettings {
+                url: config.redis.url.clone(),
+                names: RedisNames::new(config.redis.prefix.clone()),
+                sharded: config.redis.sharded,
+                command_timeout: config.redis.timeout,
+                unsubscribe_grace: config.redis.unsubscribe_grace,
+                max_publication_bytes: config.max_publication_bytes,
+            };
+            let (engine, deliveries) = RedisEngine::start(settings, metrics)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            Ok((Arc::new(engine), deliveries))
         }
     }
 }
 
 /// Serves on `listener` until `shutdown` is cancelled.
-pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
-    let (engine, deliveries) = engine(&config);
-    let node = Arc::new(Node::new(config, engine));
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    let (engine, deliveries) = engine(&config, metrics.clone())?;
+    let node = Arc::new(Node::new(config, engine, metrics));
     let cfg = &node.config;
 
     let (layer, io) = SocketIo::builder()
@@ -84,7 +107,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     tasks.cancel();
     tracker.close();
     drop(io);
-    if tokio::time::timeout(TASK_GRACE, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(TASK_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("background tasks did not stop within the grace period");
     }
     served

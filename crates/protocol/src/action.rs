@@ -15,11 +15,11 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::MAX_PROVIDER_PAYMENT_ID_LEN;
 use crate::channel::{Channel, SubscriptionKey};
 use crate::error_code::ErrorCode;
 use crate::field_error::FieldError;
 use crate::message::ErrorMeta;
-use crate::MAX_PROVIDER_PAYMENT_ID_LEN;
 
 /// What a client asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +27,9 @@ pub enum Action {
     Subscribe(SubscriptionRequest),
     Unsubscribe(SubscriptionRequest),
     /// `timestamp` is echoed back as `received_timestamp`.
-    Ping { timestamp: Option<i64> },
+    Ping {
+        timestamp: Option<i64>,
+    },
 }
 
 /// A `subscribe`/`unsubscribe` with its key and the ids to echo in the acknowledgement.
@@ -122,7 +124,10 @@ impl Action {
                 code: ErrorCode::UnsupportedAction,
                 message: format!("unsupported action {other:?}"),
                 meta: ErrorMeta {
-                    channel: obj.get("channel").and_then(Value::as_str).map(str::to_owned),
+                    channel: obj
+                        .get("channel")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
                     action: Some(other.to_owned()),
                     errors: None,
                 },
@@ -136,9 +141,19 @@ fn parse_ping(obj: &Map<String, Value>) -> Result<Action, ActionError> {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => match n.as_i64() {
             Some(t) => Some(t),
-            None => return Err(ActionError::invalid_frame("timestamp", "must be an integer")),
+            None => {
+                return Err(ActionError::invalid_frame(
+                    "timestamp",
+                    "must be an integer",
+                ));
+            }
         },
-        Some(_) => return Err(ActionError::invalid_frame("timestamp", "must be an integer")),
+        Some(_) => {
+            return Err(ActionError::invalid_frame(
+                "timestamp",
+                "must be an integer",
+            ));
+        }
     };
     Ok(Action::Ping { timestamp })
 }
@@ -184,7 +199,10 @@ fn parse_subscription(
 /// Exactly one of the two ids, each well-formed. A JSON `null` counts as absent.
 fn payment_request_key(obj: &Map<String, Value>) -> Result<SubscriptionKey, Vec<FieldError>> {
     let present = |name: &str| obj.get(name).filter(|v| !v.is_null());
-    match (present("payment_request_id"), present("provider_payment_id")) {
+    match (
+        present("payment_request_id"),
+        present("provider_payment_id"),
+    ) {
         (None, None) => Err(vec![FieldError::new(
             "payment_request_id",
             "exactly one of payment_request_id or provider_payment_id is required",
@@ -203,7 +221,12 @@ fn payment_request_key(obj: &Map<String, Value>) -> Result<SubscriptionKey, Vec<
             .as_str()
             .and_then(|s| Uuid::parse_str(s).ok())
             .map(SubscriptionKey::PaymentRequest)
-            .ok_or_else(|| vec![FieldError::new("payment_request_id", "must be a UUID string")]),
+            .ok_or_else(|| {
+                vec![FieldError::new(
+                    "payment_request_id",
+                    "must be a UUID string",
+                )]
+            }),
         (None, Some(id)) => match id.as_str() {
             Some(s) if !s.is_empty() && s.chars().count() <= MAX_PROVIDER_PAYMENT_ID_LEN => {
                 Ok(SubscriptionKey::ProviderPayment(s.to_owned()))
@@ -277,7 +300,9 @@ mod tests {
     fn subscribe_by_payment_request_id_or_provider_id() {
         let id = Uuid::parse_str(PR).expect("valid test uuid");
         assert_eq!(
-            Action::parse(&json!({"action":"subscribe","channel":"payment-requests","payment_request_id":PR})),
+            Action::parse(
+                &json!({"action":"subscribe","channel":"payment-requests","payment_request_id":PR})
+            ),
             Ok(Action::Subscribe(SubscriptionRequest {
                 key: SubscriptionKey::PaymentRequest(id),
                 payment_request_id: Some(id),
@@ -285,7 +310,9 @@ mod tests {
             }))
         );
         assert_eq!(
-            Action::parse(&json!({"action":"unsubscribe","channel":"payment-requests","provider_payment_id":"pi_123"})),
+            Action::parse(
+                &json!({"action":"unsubscribe","channel":"payment-requests","provider_payment_id":"pi_123"})
+            ),
             Ok(Action::Unsubscribe(SubscriptionRequest {
                 key: SubscriptionKey::ProviderPayment("pi_123".into()),
                 payment_request_id: None,
@@ -296,7 +323,9 @@ mod tests {
 
     #[test]
     fn upper_case_payment_request_ids_are_accepted() {
-        let a = Action::parse(&json!({"action":"subscribe","channel":"payment-requests","payment_request_id":PR.to_uppercase()}));
+        let a = Action::parse(
+            &json!({"action":"subscribe","channel":"payment-requests","payment_request_id":PR.to_uppercase()}),
+        );
         assert!(matches!(a, Ok(Action::Subscribe(_))));
     }
 
@@ -312,14 +341,23 @@ mod tests {
     fn not_json_is_invalid_payload_without_channel_meta() {
         let e = err(json!("{not json"));
         assert_eq!(e.code, ErrorCode::InvalidPayload);
-        assert_eq!(e.meta.errors, Some(vec![FieldError::new("", "not valid JSON")]));
+        assert_eq!(
+            e.meta.errors,
+            Some(vec![FieldError::new("", "not valid JSON")])
+        );
         assert_eq!(e.meta.channel, None);
         assert_eq!(e.meta.action, None);
     }
 
     #[test]
     fn non_objects_are_invalid_payload() {
-        for frame in [json!(1), json!(null), json!([1, 2]), json!(true), json!("42")] {
+        for frame in [
+            json!(1),
+            json!(null),
+            json!([1, 2]),
+            json!(true),
+            json!("42"),
+        ] {
             let e = err(frame);
             assert_eq!(e.code, ErrorCode::InvalidPayload);
             assert_eq!(fields(&e), vec![""]);
@@ -340,10 +378,16 @@ mod tests {
     #[test]
     fn channel_must_be_a_known_string() {
         let e = err(json!({"action":"subscribe"}));
-        assert_eq!((e.code, fields(&e)), (ErrorCode::InvalidPayload, vec!["channel"]));
+        assert_eq!(
+            (e.code, fields(&e)),
+            (ErrorCode::InvalidPayload, vec!["channel"])
+        );
         assert_eq!(e.meta.channel, None);
         let e = err(json!({"action":"subscribe","channel":7}));
-        assert_eq!((e.code, fields(&e)), (ErrorCode::InvalidPayload, vec!["channel"]));
+        assert_eq!(
+            (e.code, fields(&e)),
+            (ErrorCode::InvalidPayload, vec!["channel"])
+        );
         let e = err(json!({"action":"unsubscribe","channel":"chat"}));
         assert_eq!(e.code, ErrorCode::UnsupportedChannel);
         assert_eq!(e.meta.channel.as_deref(), Some("chat"));
@@ -358,11 +402,23 @@ mod tests {
                 json!({"payment_request_id": PR, "provider_payment_id": "pi"}),
                 vec!["payment_request_id", "provider_payment_id"],
             ),
-            (json!({"payment_request_id": "nope"}), vec!["payment_request_id"]),
+            (
+                json!({"payment_request_id": "nope"}),
+                vec!["payment_request_id"],
+            ),
             (json!({"payment_request_id": 5}), vec!["payment_request_id"]),
-            (json!({"provider_payment_id": ""}), vec!["provider_payment_id"]),
-            (json!({"provider_payment_id": "x".repeat(256)}), vec!["provider_payment_id"]),
-            (json!({"provider_payment_id": 12}), vec!["provider_payment_id"]),
+            (
+                json!({"provider_payment_id": ""}),
+                vec!["provider_payment_id"],
+            ),
+            (
+                json!({"provider_payment_id": "x".repeat(256)}),
+                vec!["provider_payment_id"],
+            ),
+            (
+                json!({"provider_payment_id": 12}),
+                vec!["provider_payment_id"],
+            ),
         ];
         for (ids, expected) in cases {
             let mut frame = json!({"action":"subscribe","channel":"payment-requests"});
@@ -375,7 +431,9 @@ mod tests {
             assert_eq!(e.meta.channel.as_deref(), Some("payment-requests"));
             assert_eq!(e.meta.action.as_deref(), Some("subscribe"));
         }
-        let ok = Action::parse(&json!({"action":"subscribe","channel":"payment-requests","provider_payment_id":"x".repeat(255)}));
+        let ok = Action::parse(
+            &json!({"action":"subscribe","channel":"payment-requests","provider_payment_id":"x".repeat(255)}),
+        );
         assert!(ok.is_ok());
     }
 
@@ -395,9 +453,18 @@ mod tests {
                 timestamp: Some(1_700_000_000_000)
             })
         );
-        for bad in [json!("1"), json!(1.5), json!(true), json!({}), json!(u64::MAX)] {
+        for bad in [
+            json!("1"),
+            json!(1.5),
+            json!(true),
+            json!({}),
+            json!(u64::MAX),
+        ] {
             let e = err(json!({"action":"ping","timestamp":bad}));
-            assert_eq!((e.code, fields(&e)), (ErrorCode::InvalidPayload, vec!["timestamp"]));
+            assert_eq!(
+                (e.code, fields(&e)),
+                (ErrorCode::InvalidPayload, vec!["timestamp"])
+            );
         }
     }
 

@@ -113,7 +113,10 @@ mod tests {
     #[test]
     fn keys_know_their_channel() {
         assert_eq!(SubscriptionKey::Targets.channel(), Channel::Targets);
-        assert_eq!(SubscriptionKey::PaymentMethods.channel(), Channel::PaymentMethods);
+        assert_eq!(
+            SubscriptionKey::PaymentMethods.channel(),
+            Channel::PaymentMethods
+        );
         assert_eq!(
             SubscriptionKey::PaymentRequest(Uuid::nil()).channel(),
             Channel::PaymentRequests

@@ -90,10 +90,7 @@ mod tests {
             ErrorCode::SubscriptionFailed,
             ErrorCode::UnsubscribeFailed,
         ] {
-            assert_eq!(
-                serde_json::to_value(code).ok(),
-                Some(code.as_str().into())
-            );
+            assert_eq!(serde_json::to_value(code).ok(), Some(code.as_str().into()));
         }
         assert_eq!(ConnectErrorCode::NotAUserToken.as_str(), "not_a_user_token");
         assert!(ConnectErrorCode::SessionRevoked.is_final());

@@ -113,7 +113,9 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_value(m).ok(),
-            Some(json!({"event":"ready","connection_id":id,"channels":["payment-requests","targets"]}))
+            Some(
+                json!({"event":"ready","connection_id":id,"channels":["payment-requests","targets"]})
+            )
         );
     }
 
@@ -128,8 +130,10 @@ mod tests {
         let m = SystemMessage::Subscribed(SubscriptionAck::new(project, &req));
         assert_eq!(
             serde_json::to_value(m).ok(),
-            Some(json!({"event":"subscribed","channel":"targets","project_id":project,
-                "payment_request_id":null,"provider_payment_id":null}))
+            Some(
+                json!({"event":"subscribed","channel":"targets","project_id":project,
+                "payment_request_id":null,"provider_payment_id":null})
+            )
         );
         let Ok(Action::Unsubscribe(req)) = Action::parse(
             &json!({"action":"unsubscribe","channel":"payment-requests","provider_payment_id":"pi_9"}),
@@ -139,8 +143,10 @@ mod tests {
         let m = SystemMessage::Unsubscribed(SubscriptionAck::new(project, &req));
         assert_eq!(
             serde_json::to_value(m).ok(),
-            Some(json!({"event":"unsubscribed","channel":"payment-requests","project_id":project,
-                "payment_request_id":null,"provider_payment_id":"pi_9"}))
+            Some(
+                json!({"event":"unsubscribed","channel":"payment-requests","project_id":project,
+                "payment_request_id":null,"provider_payment_id":"pi_9"})
+            )
         );
     }
 
@@ -163,8 +169,10 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_value(SystemMessage::from(e)).ok(),
-            Some(json!({"event":"error","code":"invalid_payload","message":"invalid payload: not valid JSON",
-                "meta":{"errors":[{"field":"","message":"not valid JSON"}]}}))
+            Some(
+                json!({"event":"error","code":"invalid_payload","message":"invalid payload: not valid JSON",
+                "meta":{"errors":[{"field":"","message":"not valid JSON"}]}})
+            )
         );
         let m = SystemMessage::error(
             ErrorCode::Forbidden,

@@ -178,7 +178,10 @@ impl Publication {
     /// The publication as JSON again, with `event` (and `event_id` if set): what goes on the bus.
     pub fn to_json(&self) -> Value {
         let mut obj = self.body.clone();
-        obj.insert("event".into(), Value::String(self.event.as_str().to_owned()));
+        obj.insert(
+            "event".into(),
+            Value::String(self.event.as_str().to_owned()),
+        );
         if let Some(id) = &self.event_id {
             obj.insert("event_id".into(), Value::String(id.clone()));
         }
@@ -198,19 +201,19 @@ impl Publication {
         else {
             return;
         };
-        if pr.is_none() {
-            if let Some(id) = payment_request_id {
-                *pr = Some(id);
-                self.body
-                    .insert("payment_request_id".into(), Value::String(id.to_string()));
-            }
+        if pr.is_none()
+            && let Some(id) = payment_request_id
+        {
+            *pr = Some(id);
+            self.body
+                .insert("payment_request_id".into(), Value::String(id.to_string()));
         }
-        if pp.is_none() {
-            if let Some(id) = provider_payment_id {
-                *pp = Some(id.clone());
-                self.body
-                    .insert("provider_payment_id".into(), Value::String(id));
-            }
+        if pp.is_none()
+            && let Some(id) = provider_payment_id
+        {
+            *pp = Some(id.clone());
+            self.body
+                .insert("provider_payment_id".into(), Value::String(id));
         }
     }
 
@@ -401,10 +404,10 @@ impl Check<'_> {
     }
 
     fn boolean(&mut self, field: &str) {
-        if let Some(v) = self.required(field) {
-            if !v.is_boolean() {
-                self.fail(field, "must be a boolean");
-            }
+        if let Some(v) = self.required(field)
+            && !v.is_boolean()
+        {
+            self.fail(field, "must be a boolean");
         }
     }
 
@@ -424,34 +427,37 @@ impl Check<'_> {
     }
 
     fn one_of(&mut self, field: &str, allowed: &[&str]) {
-        if let Some(s) = self.string(field) {
-            if !allowed.contains(&s.as_str()) {
-                self.fail(field, format!("must be one of {}", allowed.join(", ")));
-            }
+        if let Some(s) = self.string(field)
+            && !allowed.contains(&s.as_str())
+        {
+            self.fail(field, format!("must be one of {}", allowed.join(", ")));
         }
     }
 
     fn decimal(&mut self, field: &str) {
-        if let Some(s) = self.string(field) {
-            if !is_decimal(&s) {
-                self.fail(field, "must be a decimal string");
-            }
+        if let Some(s) = self.string(field)
+            && !is_decimal(&s)
+        {
+            self.fail(field, "must be a decimal string");
         }
     }
 
     fn optional_decimal(&mut self, field: &str) {
-        if let Some(s) = self.optional_string(field) {
-            if !is_decimal(&s) {
-                self.fail(field, "must be a decimal string or null");
-            }
+        if let Some(s) = self.optional_string(field)
+            && !is_decimal(&s)
+        {
+            self.fail(field, "must be a decimal string or null");
         }
     }
 
     fn channel(&mut self, expected: Channel) {
-        if let Some(s) = self.string("channel") {
-            if s != expected.as_str() {
-                self.fail("channel", format!("must be {:?} for this event", expected.as_str()));
-            }
+        if let Some(s) = self.string("channel")
+            && s != expected.as_str()
+        {
+            self.fail(
+                "channel",
+                format!("must be {:?} for this event", expected.as_str()),
+            );
         }
     }
 
@@ -561,28 +567,55 @@ mod tests {
     #[test]
     fn not_json_and_not_objects() {
         assert_eq!(Publication::parse(b"{nope"), Err(PublicationError::NotJson));
-        assert_eq!(Publication::parse(b"[1]"), Err(PublicationError::NotAnObject));
-        assert_eq!(Publication::parse(b"\"x\""), Err(PublicationError::NotAnObject));
+        assert_eq!(
+            Publication::parse(b"[1]"),
+            Err(PublicationError::NotAnObject)
+        );
+        assert_eq!(
+            Publication::parse(b"\"x\""),
+            Err(PublicationError::NotAnObject)
+        );
     }
 
     #[test]
     fn event_must_be_known() {
-        assert_eq!(invalid_fields(json!({"channel":"targets","project_id":P})), ["event"]);
+        assert_eq!(
+            invalid_fields(json!({"channel":"targets","project_id":P})),
+            ["event"]
+        );
         assert_eq!(
             invalid_fields(json!({"event":"target.exploded","channel":"targets","project_id":P})),
             ["event"]
         );
-        assert_eq!(invalid_fields(with(valid("target.added"), "/event", Some(json!(1)))), ["event"]);
+        assert_eq!(
+            invalid_fields(with(valid("target.added"), "/event", Some(json!(1)))),
+            ["event"]
+        );
     }
 
     #[test]
     fn common_fields() {
         let v = valid("target.added");
-        assert_eq!(invalid_fields(with(v.clone(), "/project_id", None)), ["project_id"]);
-        assert_eq!(invalid_fields(with(v.clone(), "/project_id", Some(json!("p1")))), ["project_id"]);
-        assert_eq!(invalid_fields(with(v.clone(), "/channel", Some(json!("payment-methods")))), ["channel"]);
-        assert_eq!(invalid_fields(with(v.clone(), "/channel", None)), ["channel"]);
-        assert_eq!(invalid_fields(with(v, "/event_id", Some(json!(5)))), ["event_id"]);
+        assert_eq!(
+            invalid_fields(with(v.clone(), "/project_id", None)),
+            ["project_id"]
+        );
+        assert_eq!(
+            invalid_fields(with(v.clone(), "/project_id", Some(json!("p1")))),
+            ["project_id"]
+        );
+        assert_eq!(
+            invalid_fields(with(v.clone(), "/channel", Some(json!("payment-methods")))),
+            ["channel"]
+        );
+        assert_eq!(
+            invalid_fields(with(v.clone(), "/channel", None)),
+            ["channel"]
+        );
+        assert_eq!(
+            invalid_fields(with(v, "/event_id", Some(json!(5)))),
+            ["event_id"]
+        );
     }
 
     #[test]
@@ -594,13 +627,26 @@ mod tests {
             ("/target/kind", json!("server"), "/target/kind"),
             ("/target/external_id", json!(123), "/target/external_id"),
             ("/target/is_enabled", json!("yes"), "/target/is_enabled"),
-            ("/target/parent_target_id", json!("nope"), "/target/parent_target_id"),
+            (
+                "/target/parent_target_id",
+                json!("nope"),
+                "/target/parent_target_id",
+            ),
             ("/target/plan_count", json!(1.5), "/target/plan_count"),
-            ("/target/participant_count", json!("2"), "/target/participant_count"),
+            (
+                "/target/participant_count",
+                json!("2"),
+                "/target/participant_count",
+            ),
             ("/platform", json!("slack"), "platform"),
             ("/target", json!([]), "target"),
         ];
-        for event in ["target.added", "target.enabled", "target.disabled", "target.updated"] {
+        for event in [
+            "target.added",
+            "target.enabled",
+            "target.disabled",
+            "target.updated",
+        ] {
             for (pointer, bad, field) in &cases {
                 let v = with(valid(event), pointer, Some(bad.clone()));
                 assert_eq!(invalid_fields(v), [*field], "{event} {pointer}");
@@ -612,7 +658,11 @@ mod tests {
 
     #[test]
     fn target_removed_fields() {
-        for (field, bad) in [("target_id", json!("x")), ("kind", json!("x")), ("external_id", json!(1))] {
+        for (field, bad) in [
+            ("target_id", json!("x")),
+            ("kind", json!("x")),
+            ("external_id", json!(1)),
+        ] {
             let v = with(valid("target.removed"), &format!("/{field}"), Some(bad));
             assert_eq!(invalid_fields(v), [field]);
         }
@@ -620,15 +670,34 @@ mod tests {
 
     #[test]
     fn payment_method_fields_and_allow_list() {
-        let v = with(valid("payment-method.added"), "/payment_method/payment_method_id", None);
+        let v = with(
+            valid("payment-method.added"),
+            "/payment_method/payment_method_id",
+            None,
+        );
         assert_eq!(invalid_fields(v), ["/payment_method/payment_method_id"]);
-        let v = with(valid("payment-method.added"), "/payment_method/metadata", Some(json!("x")));
+        let v = with(
+            valid("payment-method.added"),
+            "/payment_method/metadata",
+            Some(json!("x")),
+        );
         assert_eq!(invalid_fields(v), ["/payment_method/metadata"]);
-        let v = with(valid("payment-method.added"), "/payment_method/provider_token", Some(json!("tok_live")));
+        let v = with(
+            valid("payment-method.added"),
+            "/payment_method/provider_token",
+            Some(json!("tok_live")),
+        );
         let p = Publication::from_value(v).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(p.body["payment_method"].get("provider_token"), None);
-        assert_eq!(p.body["payment_method"]["metadata"], json!({"last4": "4242"}));
-        let v = with(valid("payment-method.removed"), "/payment_method_id", Some(json!(1)));
+        assert_eq!(
+            p.body["payment_method"]["metadata"],
+            json!({"last4": "4242"})
+        );
+        let v = with(
+            valid("payment-method.removed"),
+            "/payment_method_id",
+            Some(json!(1)),
+        );
         assert_eq!(invalid_fields(v), ["payment_method_id"]);
     }
 
@@ -636,15 +705,51 @@ mod tests {
     fn payment_request_fields() {
         let cases = [
             ("/update_type", json!("settled"), "update_type"),
-            ("/payment_request/payment_request_id", json!("x"), "/payment_request/payment_request_id"),
-            ("/payment_request/status", json!("done"), "/payment_request/status"),
-            ("/payment_request/request_type", json!("gift"), "/payment_request/request_type"),
-            ("/payment_request/amount", json!(10.5), "/payment_request/amount"),
-            ("/payment_request/amount", json!("ten"), "/payment_request/amount"),
-            ("/payment_request/gross_amount", json!("1.2.3"), "/payment_request/gross_amount"),
-            ("/payment_request/currency", json!(null), "/payment_request/currency"),
-            ("/payment_request/provider_payment_id", json!(5), "/payment_request/provider_payment_id"),
-            ("/payment_request/settled_at", json!(5), "/payment_request/settled_at"),
+            (
+                "/payment_request/payment_request_id",
+                json!("x"),
+                "/payment_request/payment_request_id",
+            ),
+            (
+                "/payment_request/status",
+                json!("done"),
+                "/payment_request/status",
+            ),
+            (
+                "/payment_request/request_type",
+                json!("gift"),
+                "/payment_request/request_type",
+            ),
+            (
+                "/payment_request/amount",
+                json!(10.5),
+                "/payment_request/amount",
+            ),
+            (
+                "/payment_request/amount",
+                json!("ten"),
+                "/payment_request/amount",
+            ),
+            (
+                "/payment_request/gross_amount",
+                json!("1.2.3"),
+                "/payment_request/gross_amount",
+            ),
+            (
+                "/payment_request/currency",
+                json!(null),
+                "/payment_request/currency",
+            ),
+            (
+                "/payment_request/provider_payment_id",
+                json!(5),
+                "/payment_request/provider_payment_id",
+            ),
+            (
+                "/payment_request/settled_at",
+                json!(5),
+                "/payment_request/settled_at",
+            ),
         ];
         for (pointer, bad, field) in cases {
             let v = with(valid("payment-request.updated"), pointer, Some(bad));
@@ -654,7 +759,8 @@ mod tests {
 
     #[test]
     fn payment_request_routes_by_both_ids() {
-        let p = Publication::from_value(valid("payment-request.updated")).unwrap_or_else(|e| panic!("{e}"));
+        let p = Publication::from_value(valid("payment-request.updated"))
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             p.route,
             Route::PaymentRequest {
@@ -662,12 +768,19 @@ mod tests {
                 provider_payment_id: Some("pi_1".into())
             }
         );
-        assert_eq!(p.payment_request_status(), Some(PaymentRequestStatus::Pending));
+        assert_eq!(
+            p.payment_request_status(),
+            Some(PaymentRequestStatus::Pending)
+        );
     }
 
     #[test]
     fn subscription_closed_needs_one_id_and_a_status() {
-        let v = with(with(valid("subscription.closed"), "/payment_request_id", None), "/provider_payment_id", None);
+        let v = with(
+            with(valid("subscription.closed"), "/payment_request_id", None),
+            "/provider_payment_id",
+            None,
+        );
         assert_eq!(invalid_fields(v), ["payment_request_id"]);
         let v = with(valid("subscription.closed"), "/status", Some(json!("gone")));
         assert_eq!(invalid_fields(v), ["status"]);
@@ -686,7 +799,11 @@ mod tests {
 
     #[test]
     fn project_id_is_lower_cased_and_extra_fields_forwarded() {
-        let v = with(valid("target.added"), "/project_id", Some(json!(P.to_uppercase())));
+        let v = with(
+            valid("target.added"),
+            "/project_id",
+            Some(json!(P.to_uppercase())),
+        );
         let v = with(v, "/future_field", Some(json!({"x": 1})));
         let p = Publication::from_value(v).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(p.body["project_id"], json!(P));

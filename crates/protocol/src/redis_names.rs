@@ -43,7 +43,9 @@ impl RedisNames {
 
     /// The project a project channel name belongs to, if it is one under this prefix.
     pub fn project_of_channel(&self, channel: &str) -> Option<Uuid> {
-        let rest = channel.strip_prefix(&self.prefix)?.strip_prefix(":project:")?;
+        let rest = channel
+            .strip_prefix(&self.prefix)?
+            .strip_prefix(":project:")?;
         Uuid::parse_str(rest).ok()
     }
 

@@ -2,7 +2,7 @@
 //! before and after one change, exactly one event or none.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::channel::Channel;
@@ -173,11 +173,14 @@ mod tests {
     #[test]
     fn each_metadata_field_is_an_update() {
         let t = base();
-        let edits: [(&str, fn(&mut Target)); 6] = [
+        type Edit = (&'static str, fn(&mut Target));
+        let edits: [Edit; 6] = [
             ("target_name", |t| t.target_name = "Renamed".into()),
             ("kind", |t| t.kind = TargetKind::Role),
             ("external_id", |t| t.external_id = "456".into()),
-            ("parent_target_id", |t| t.parent_target_id = Some(Uuid::from_u128(9))),
+            ("parent_target_id", |t| {
+                t.parent_target_id = Some(Uuid::from_u128(9))
+            }),
             ("plan_count", |t| t.plan_count = Some(3)),
             ("participant_count", |t| t.participant_count = Some(142)),
         ];
@@ -197,7 +200,10 @@ mod tests {
         let t = base();
         let mut after = t.clone();
         after.plan_count = None;
-        assert_eq!(event_of(Some(&t), Some(&after)), Some(EventName::TargetUpdated));
+        assert_eq!(
+            event_of(Some(&t), Some(&after)),
+            Some(EventName::TargetUpdated)
+        );
     }
 
     #[test]
@@ -213,8 +219,14 @@ mod tests {
         let mut off = base();
         off.is_enabled = false;
         let on = base();
-        assert_eq!(event_of(Some(&off), Some(&on)), Some(EventName::TargetEnabled));
-        assert_eq!(event_of(Some(&on), Some(&off)), Some(EventName::TargetDisabled));
+        assert_eq!(
+            event_of(Some(&off), Some(&on)),
+            Some(EventName::TargetEnabled)
+        );
+        assert_eq!(
+            event_of(Some(&on), Some(&off)),
+            Some(EventName::TargetDisabled)
+        );
     }
 
     #[test]

@@ -1,1 +1,88 @@
-pub fn x(){}
+//! livegate-publisher: what internal services use to announce state changes to live clients.
+//!
+//! # How to publish
+//! Build a publication with [`events`] (one typed constructor per event; targets go through
+//! [`events::target_change`], which derives the one event a before/after pair calls for), then
+//! send it with a [`Publisher`]:
+//! - [`RedisPublisher`]: `PUBLISH {prefix}:project:{id}` (or `SPUBLISH` on Redis Cluster), with
+//!   the payment-request registries written in the same atomic step;
+//! - [`HttpPublisher`]: `POST /api/v1/publish` on a gateway (the embedded engine has no Redis).
+//!
+//! Every publication gets an `event_id` here, so every gateway node stamps the same one.
+//! Publishing a payment request in a terminal status also publishes `subscription.closed`
+//! ([`Publisher::publish_payment_request`]). [`Publisher::revoke_session`] disconnects a session
+//! everywhere.
+//!
+//! The `livegate-publish` binary wraps this for operators and scripts.
+
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod redis;
+
+use std::time::Duration;
+
+use livegate_protocol::Publication;
+use livegate_protocol::payment_request::PaymentRequestStatus;
+use serde_json::Value;
+use uuid::Uuid;
+
+pub use error::Error;
+pub use http::HttpPublisher;
+pub use redis::RedisPublisher;
+
+/// Gives a publication its `event_id` if it has none, and returns the id.
+pub fn ensure_event_id(publication: &mut Publication) -> String {
+    publication
+        .event_id
+        .get_or_insert_with(|| Uuid::new_v4().to_string())
+        .clone()
+}
+
+/// A way to reach the gateways. Both backends implement it.
+#[allow(async_fn_in_trait)]
+pub trait Publisher {
+    /// Publishes one validated publication; returns its `event_id`.
+    async fn publish(&self, publication: Publication) -> Result<String, Error>;
+
+    /// Revokes a session: later handshakes fail with `session_revoked`, and every node
+    /// disconnects the session's sockets after sending `session.revoked {reason}`.
+    async fn revoke_session(&self, sid: &str, reason: &str, ttl: Duration) -> Result<(), Error>;
+
+    /// Publishes `payment-request.updated` and, when the status is terminal, the
+    /// `subscription.closed` that ends its subscriptions. Returns the event ids.
+    async fn publish_payment_request(
+        &self,
+        project_id: Uuid,
+        update_type: events::UpdateType,
+        payment_request: Value,
+    ) -> Result<Vec<String>, Error> {
+        let updated = events::payment_request_updated(project_id, update_type, payment_request)?;
+        let status = updated.payment_request_status();
+        let closing = match (&updated.route, status) {
+            (
+                livegate_protocol::Route::PaymentRequest {
+                    payment_request_id: Some(id),
+                    provider_payment_id,
+                },
+                Some(status),
+            ) if status.is_terminal() => Some(events::subscription_closed(
+                project_id,
+                Some(*id),
+                provider_payment_id.clone(),
+                status,
+            )?),
+            _ => None,
+        };
+        let mut ids = vec![self.publish(updated).await?];
+        if let Some(closed) = closing {
+            ids.push(self.publish(closed).await?);
+        }
+        Ok(ids)
+    }
+}
+
+/// Whether a status ends a payment request's subscriptions.
+pub fn is_terminal(status: PaymentRequestStatus) -> bool {
+    status.is_terminal()
+}

@@ -66,7 +66,8 @@ pub async fn authenticate(
     State(node): State<Arc<Node>>,
 ) -> Result<(), Rejection> {
     let result = check(auth.ok().as_ref(), &node).await;
-    node.metrics.handshake(result.as_ref().err().map(|r| r.code));
+    node.metrics
+        .handshake(result.as_ref().err().map(|r| r.code));
     match result {
         Ok(identity) => {
             socket.extensions.insert(identity);
@@ -93,7 +94,12 @@ async fn check(auth: Option<&Value>, node: &Node) -> Result<Identity, Rejection>
     let project_id = project
         .as_str()
         .and_then(|p| Uuid::parse_str(p).ok())
-        .ok_or_else(|| Rejection::new(ConnectErrorCode::InvalidProjectId, "project_id must be a UUID"))?;
+        .ok_or_else(|| {
+            Rejection::new(
+                ConnectErrorCode::InvalidProjectId,
+                "project_id must be a UUID",
+            )
+        })?;
     let token = token
         .as_str()
         .ok_or_else(|| Rejection::new(ConnectErrorCode::InvalidToken, "token must be a string"))?;
@@ -107,7 +113,10 @@ async fn check(auth: Option<&Value>, node: &Node) -> Result<Identity, Rejection>
     match node.engine.is_session_revoked(&claims.sid).await {
         Ok(false) => {}
         Ok(true) => {
-            return Err(Rejection::new(ConnectErrorCode::SessionRevoked, "the session was revoked"));
+            return Err(Rejection::new(
+                ConnectErrorCode::SessionRevoked,
+                "the session was revoked",
+            ));
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot check session revocation");

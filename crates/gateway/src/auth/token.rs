@@ -129,7 +129,11 @@ impl TokenVerifier {
                     configured
                 };
                 require_family(&algs, &[Family::Hmac], "an HMAC secret")?;
-                (Keys::Single(DecodingKey::from_secret(secret.as_bytes())), algs, "hmac secret")
+                (
+                    Keys::Single(DecodingKey::from_secret(secret.as_bytes())),
+                    algs,
+                    "hmac secret",
+                )
             }
             KeySource::PemFile(path) => {
                 let pem = std::fs::read(&path)
@@ -233,19 +237,27 @@ impl TokenVerifier {
                 key
             }
         };
-        let data = jsonwebtoken::decode::<RawClaims>(token, key, &self.inner.validation)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => TokenError::Expired,
-                ErrorKind::ImmatureSignature => TokenError::Invalid("the token is not valid yet".into()),
-                ErrorKind::InvalidSignature => TokenError::Invalid("bad signature".into()),
-                ErrorKind::InvalidAlgorithm => TokenError::Invalid("algorithm not accepted".into()),
-                ErrorKind::MissingRequiredClaim(c) => {
-                    TokenError::Invalid(format!("missing claim {c}"))
+        let data =
+            jsonwebtoken::decode::<RawClaims>(token, key, &self.inner.validation).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => TokenError::Expired,
+                    ErrorKind::ImmatureSignature => {
+                        TokenError::Invalid("the token is not valid yet".into())
+                    }
+                    ErrorKind::InvalidSignature => TokenError::Invalid("bad signature".into()),
+                    ErrorKind::InvalidAlgorithm => {
+                        TokenError::Invalid("algorithm not accepted".into())
+                    }
+                    ErrorKind::MissingRequiredClaim(c) => {
+                        TokenError::Invalid(format!("missing claim {c}"))
+                    }
+                    ErrorKind::InvalidIssuer => TokenError::Invalid("wrong issuer".into()),
+                    ErrorKind::InvalidAudience => TokenError::Invalid("wrong audience".into()),
+                    ErrorKind::Json(_) => {
+                        TokenError::Invalid("missing or mistyped claims (sub, sid)".into())
+                    }
+                    _ => TokenError::Invalid("malformed token".into()),
                 }
-                ErrorKind::InvalidIssuer => TokenError::Invalid("wrong issuer".into()),
-                ErrorKind::InvalidAudience => TokenError::Invalid("wrong audience".into()),
-                ErrorKind::Json(_) => TokenError::Invalid("missing or mistyped claims (sub, sid)".into()),
-                _ => TokenError::Invalid("malformed token".into()),
             })?;
         let claims = data.claims;
         if claims.sub.is_empty() || claims.sid.is_empty() {
@@ -315,7 +327,7 @@ fn pem_key(pem: &[u8], wanted: Option<Family>) -> Result<(DecodingKey, Family), 
 
 #[cfg(test)]
 mod tests {
-    use jsonwebtoken::{encode, EncodingKey, Header};
+    use jsonwebtoken::{EncodingKey, Header, encode};
     use serde_json::json;
 
     use super::*;
@@ -340,8 +352,12 @@ mod tests {
     }
 
     fn token(claims: Value, alg: Algorithm) -> String {
-        encode(&Header::new(alg), &claims, &EncodingKey::from_secret(SECRET.as_bytes()))
-            .unwrap_or_else(|e| panic!("{e}"))
+        encode(
+            &Header::new(alg),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn good() -> Value {
@@ -362,7 +378,9 @@ mod tests {
     #[test]
     fn accepts_a_user_token_with_each_hmac_algorithm() {
         for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
-            let c = verifier().verify(&token(good(), alg)).unwrap_or_else(|e| panic!("{e}"));
+            let c = verifier()
+                .verify(&token(good(), alg))
+                .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(c.sub, "u1");
             assert_eq!(c.projects.len(), 1);
         }
@@ -371,21 +389,47 @@ mod tests {
     #[test]
     fn classifies_each_failure() {
         let v = verifier();
-        assert_eq!(v.verify(&token(with(good(), "exp", Some(json!(now() - 120))), Algorithm::HS256)).err(), Some(TokenError::Expired));
-        assert!(v.verify(&token(with(good(), "exp", Some(json!(now() - 10))), Algorithm::HS256)).is_ok(), "within leeway");
+        assert_eq!(
+            v.verify(&token(
+                with(good(), "exp", Some(json!(now() - 120))),
+                Algorithm::HS256
+            ))
+            .err(),
+            Some(TokenError::Expired)
+        );
+        assert!(
+            v.verify(&token(
+                with(good(), "exp", Some(json!(now() - 10))),
+                Algorithm::HS256
+            ))
+            .is_ok(),
+            "within leeway"
+        );
         for missing in ["sub", "sid", "exp"] {
             let r = v.verify(&token(with(good(), missing, None), Algorithm::HS256));
             assert!(matches!(r, Err(TokenError::Invalid(_))), "{missing}: {r:?}");
         }
-        let r = v.verify(&token(with(good(), "nbf", Some(json!(now() + 600))), Algorithm::HS256));
+        let r = v.verify(&token(
+            with(good(), "nbf", Some(json!(now() + 600))),
+            Algorithm::HS256,
+        ));
         assert!(matches!(r, Err(TokenError::Invalid(_))));
-        for use_ in [None, Some(json!("api_key")), Some(json!("project")), Some(json!(1))] {
+        for use_ in [
+            None,
+            Some(json!("api_key")),
+            Some(json!("project")),
+            Some(json!(1)),
+        ] {
             let r = v.verify(&token(with(good(), "token_use", use_), Algorithm::HS256));
             assert_eq!(r.err(), Some(TokenError::NotAUserToken));
         }
         assert!(matches!(v.verify("not.a.jwt"), Err(TokenError::Invalid(_))));
-        let forged = encode(&Header::new(Algorithm::HS256), &good(), &EncodingKey::from_secret(b"other"))
-            .unwrap_or_default();
+        let forged = encode(
+            &Header::new(Algorithm::HS256),
+            &good(),
+            &EncodingKey::from_secret(b"other"),
+        )
+        .unwrap_or_default();
         assert!(matches!(v.verify(&forged), Err(TokenError::Invalid(_))));
     }
 
@@ -393,33 +437,71 @@ mod tests {
     fn alg_none_is_rejected() {
         let header = base64_url(r#"{"alg":"none","typ":"JWT"}"#);
         let body = base64_url(&good().to_string());
-        assert!(matches!(verifier().verify(&format!("{header}.{body}.")), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            verifier().verify(&format!("{header}.{body}.")),
+            Err(TokenError::Invalid(_))
+        ));
     }
 
     #[test]
     fn allow_list_must_fit_the_key() {
-        let settings = VerifierSettings { algorithms: vec!["RS256".into()], issuer: None, audience: None, leeway: Duration::ZERO };
+        let settings = VerifierSettings {
+            algorithms: vec!["RS256".into()],
+            issuer: None,
+            audience: None,
+            leeway: Duration::ZERO,
+        };
         assert!(TokenVerifier::new(KeySource::Secret("s".into()), settings).is_err());
-        let settings = VerifierSettings { algorithms: vec!["HS257".into()], issuer: None, audience: None, leeway: Duration::ZERO };
+        let settings = VerifierSettings {
+            algorithms: vec!["HS257".into()],
+            issuer: None,
+            audience: None,
+            leeway: Duration::ZERO,
+        };
         assert!(TokenVerifier::new(KeySource::Secret("s".into()), settings).is_err());
     }
 
     #[test]
     fn narrowed_allow_list_rejects_other_hmac_algorithms() {
-        let settings = VerifierSettings { algorithms: vec!["HS512".into()], issuer: None, audience: None, leeway: Duration::ZERO };
-        let v = TokenVerifier::new(KeySource::Secret(SECRET.into()), settings).unwrap_or_else(|e| panic!("{e}"));
+        let settings = VerifierSettings {
+            algorithms: vec!["HS512".into()],
+            issuer: None,
+            audience: None,
+            leeway: Duration::ZERO,
+        };
+        let v = TokenVerifier::new(KeySource::Secret(SECRET.into()), settings)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(v.verify(&token(good(), Algorithm::HS512)).is_ok());
         assert!(v.verify(&token(good(), Algorithm::HS256)).is_err());
     }
 
     #[test]
     fn issuer_and_audience_when_configured() {
-        let settings = VerifierSettings { algorithms: vec![], issuer: Some("auth".into()), audience: Some("live".into()), leeway: Duration::ZERO };
-        let v = TokenVerifier::new(KeySource::Secret(SECRET.into()), settings).unwrap_or_else(|e| panic!("{e}"));
-        let ok = with(with(good(), "iss", Some(json!("auth"))), "aud", Some(json!("live")));
+        let settings = VerifierSettings {
+            algorithms: vec![],
+            issuer: Some("auth".into()),
+            audience: Some("live".into()),
+            leeway: Duration::ZERO,
+        };
+        let v = TokenVerifier::new(KeySource::Secret(SECRET.into()), settings)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ok = with(
+            with(good(), "iss", Some(json!("auth"))),
+            "aud",
+            Some(json!("live")),
+        );
         assert!(v.verify(&token(ok.clone(), Algorithm::HS256)).is_ok());
-        assert!(v.verify(&token(with(ok.clone(), "iss", Some(json!("evil"))), Algorithm::HS256)).is_err());
-        assert!(v.verify(&token(with(ok, "aud", None), Algorithm::HS256)).is_err());
+        assert!(
+            v.verify(&token(
+                with(ok.clone(), "iss", Some(json!("evil"))),
+                Algorithm::HS256
+            ))
+            .is_err()
+        );
+        assert!(
+            v.verify(&token(with(ok, "aud", None), Algorithm::HS256))
+                .is_err()
+        );
     }
 
     fn base64_url(s: &str) -> String {
@@ -427,7 +509,10 @@ mod tests {
         let b = s.as_bytes();
         let mut out = String::new();
         for chunk in b.chunks(3) {
-            let n = chunk.iter().enumerate().fold(0u32, |acc, (i, x)| acc | (u32::from(*x) << (16 - 8 * i)));
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |acc, (i, x)| acc | (u32::from(*x) << (16 - 8 * i)));
             for i in 0..=chunk.len() {
                 out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
             }

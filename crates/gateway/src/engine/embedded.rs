@@ -15,7 +15,7 @@ use livegate_protocol::{Publication, Route};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{Deliveries, Delivery, Engine, EngineError, DELIVERY_QUEUE};
+use super::{DELIVERY_QUEUE, Deliveries, Delivery, Engine, EngineError};
 
 pub struct EmbeddedEngine {
     deliveries: mpsc::Sender<Delivery>,
@@ -115,7 +115,10 @@ impl Engine for EmbeddedEngine {
         Ok(self.registry().payment_requests.get(&id).cloned())
     }
 
-    async fn provider_payment(&self, id: &str) -> Result<Option<ProviderPaymentRecord>, EngineError> {
+    async fn provider_payment(
+        &self,
+        id: &str,
+    ) -> Result<Option<ProviderPaymentRecord>, EngineError> {
         Ok(self.registry().provider_payments.get(id).cloned())
     }
 
@@ -127,7 +130,12 @@ impl Engine for EmbeddedEngine {
             .is_some_and(|until| *until > Instant::now()))
     }
 
-    async fn revoke_session(&self, sid: &str, reason: &str, ttl: Duration) -> Result<(), EngineError> {
+    async fn revoke_session(
+        &self,
+        sid: &str,
+        reason: &str,
+        ttl: Duration,
+    ) -> Result<(), EngineError> {
         {
             let mut reg = self.registry_mut();
             let now = Instant::now();
@@ -159,17 +167,22 @@ mod tests {
     const PR: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
 
     fn updated(status: &str) -> Publication {
-        Publication::from_value(json!({"event":"payment-request.updated","channel":"payment-requests",
+        Publication::from_value(
+            json!({"event":"payment-request.updated","channel":"payment-requests",
             "project_id":P,"update_type":"created","payment_request":{"payment_request_id":PR,
             "provider_payment_id":"pi_1","status":status,"request_type":"invoice","amount":"1.00",
-            "currency":"USD"}}))
+            "currency":"USD"}}),
+        )
         .unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[tokio::test]
     async fn publications_write_the_registry_then_deliver() {
         let (engine, mut rx) = EmbeddedEngine::new();
-        engine.publish(updated("pending")).await.unwrap_or_else(|e| panic!("{e}"));
+        engine
+            .publish(updated("pending"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let id = Uuid::parse_str(PR).unwrap_or_default();
         let rec = engine.payment_request(id).await.ok().flatten();
         assert_eq!(rec.map(|r| r.status), Some(PaymentRequestStatus::Pending));
@@ -177,10 +190,15 @@ mod tests {
         assert_eq!(pp.map(|r| r.payment_request_id), Some(id));
         assert!(matches!(rx.recv().await, Some(Delivery::Publication(_))));
 
-        let closed = Publication::from_value(json!({"event":"subscription.closed","channel":"payment-requests",
-            "project_id":P,"provider_payment_id":"pi_1","status":"expired"}))
+        let closed = Publication::from_value(
+            json!({"event":"subscription.closed","channel":"payment-requests",
+            "project_id":P,"provider_payment_id":"pi_1","status":"expired"}),
+        )
         .unwrap_or_else(|e| panic!("{e}"));
-        engine.publish(closed).await.unwrap_or_else(|e| panic!("{e}"));
+        engine
+            .publish(closed)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let rec = engine.payment_request(id).await.ok().flatten();
         assert_eq!(rec.map(|r| r.status), Some(PaymentRequestStatus::Expired));
     }
@@ -188,11 +206,20 @@ mod tests {
     #[tokio::test]
     async fn revocations_expire() {
         let (engine, mut rx) = EmbeddedEngine::new();
-        engine.revoke_session("s1", "logout", Duration::from_secs(60)).await.unwrap_or_else(|e| panic!("{e}"));
+        engine
+            .revoke_session("s1", "logout", Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(engine.is_session_revoked("s1").await.ok(), Some(true));
         assert_eq!(engine.is_session_revoked("s2").await.ok(), Some(false));
-        assert!(matches!(rx.recv().await, Some(Delivery::SessionRevoked { .. })));
-        engine.revoke_session("s3", "logout", Duration::ZERO).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            rx.recv().await,
+            Some(Delivery::SessionRevoked { .. })
+        ));
+        engine
+            .revoke_session("s3", "logout", Duration::ZERO)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(engine.is_session_revoked("s3").await.ok(), Some(false));
     }
 }

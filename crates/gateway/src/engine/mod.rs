@@ -17,13 +17,14 @@
 //!   now", and callers fail closed (`unavailable`, `subscription_failed`).
 
 pub mod embedded;
+pub mod redis;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use livegate_protocol::payment_request::{PaymentRequestRecord, ProviderPaymentRecord};
 use livegate_protocol::Publication;
+use livegate_protocol::payment_request::{PaymentRequestRecord, ProviderPaymentRecord};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -61,12 +62,20 @@ pub trait Engine: Send + Sync + 'static {
 
     async fn payment_request(&self, id: Uuid) -> Result<Option<PaymentRequestRecord>, EngineError>;
 
-    async fn provider_payment(&self, id: &str) -> Result<Option<ProviderPaymentRecord>, EngineError>;
+    async fn provider_payment(
+        &self,
+        id: &str,
+    ) -> Result<Option<ProviderPaymentRecord>, EngineError>;
 
     async fn is_session_revoked(&self, sid: &str) -> Result<bool, EngineError>;
 
     /// Marks the session revoked for `ttl` and tells every node to disconnect its sockets.
-    async fn revoke_session(&self, sid: &str, reason: &str, ttl: Duration) -> Result<(), EngineError>;
+    async fn revoke_session(
+        &self,
+        sid: &str,
+        reason: &str,
+        ttl: Duration,
+    ) -> Result<(), EngineError>;
 
     /// Whether the node can do its job now (`/readyz`).
     fn is_ready(&self) -> bool;
@@ -93,6 +102,8 @@ impl Drop for ProjectLease {
 
 impl std::fmt::Debug for ProjectLease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("ProjectLease").field(&self.project_id).finish()
+        f.debug_tuple("ProjectLease")
+            .field(&self.project_id)
+            .finish()
     }
 }

@@ -1,11 +1,11 @@
 //! Every HTTP API failure and its response: `{"error": {"code", "message", "errors"?}}`.
 //! The one place where internal errors become HTTP statuses.
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use livegate_protocol::publication::PublicationError;
 use livegate_protocol::FieldError;
+use livegate_protocol::publication::PublicationError;
 use serde_json::json;
 
 use crate::engine::EngineError;
@@ -44,12 +44,16 @@ impl IntoResponse for ApiError {
             ApiError::Disabled => (StatusCode::NOT_FOUND, "publish_api_disabled", None),
             ApiError::InvalidJson => (StatusCode::BAD_REQUEST, "invalid_json", None),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None),
-            ApiError::InvalidPublication(e) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_publication", Some(e.field_errors()))
-            }
-            ApiError::InvalidRequest(errors) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", Some(errors.clone()))
-            }
+            ApiError::InvalidPublication(e) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_publication",
+                Some(e.field_errors()),
+            ),
+            ApiError::InvalidRequest(errors) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                Some(errors.clone()),
+            ),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
         };
         let mut error = json!({"code": code, "message": self.to_string()});

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
 use axum::{Json, Router};
 use livegate_protocol::{FieldError, Publication};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::api_error::ApiError;
@@ -81,7 +81,10 @@ async fn revoke(
     authorize(&node, &headers)?;
     let raw = body(&node, raw)?;
     let request: Value = serde_json::from_slice(&raw).map_err(|_| ApiError::InvalidJson)?;
-    let sid = request.get("sid").and_then(Value::as_str).filter(|s| !s.is_empty());
+    let sid = request
+        .get("sid")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
     let reason = match request.get("reason") {
         None | Some(Value::Null) => Some("revoked"),
         Some(v) => v.as_str(),
@@ -100,5 +103,8 @@ async fn revoke(
         .revoke_session(sid, reason, node.config.revocation_ttl)
         .await?;
     tracing::info!(sid, reason, "session revoked through the API");
-    Ok((StatusCode::ACCEPTED, Json(json!({ "sid": sid, "reason": reason }))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "sid": sid, "reason": reason })),
+    ))
 }

@@ -9,15 +9,15 @@ use livegate_protocol::{
     Action, Channel, ErrorCode, ErrorMeta, EventName, SubscriptionKey, SubscriptionRequest,
     SystemMessage,
 };
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 use socketioxide::extract::SocketRef;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::engine::{EngineError, ProjectLease};
-use crate::node::{now_ms, Node};
+use crate::node::{Node, now_ms};
 use crate::rooms;
-use crate::session::{permitted, Session};
+use crate::session::{Session, permitted};
 
 /// One thing to send back to the socket.
 enum Reply {
@@ -27,7 +27,12 @@ enum Reply {
     Event(EventName, Map<String, Value>),
 }
 
-pub async fn run(socket: SocketRef, session: Arc<Session>, node: Arc<Node>, mut frames: mpsc::Receiver<Value>) {
+pub async fn run(
+    socket: SocketRef,
+    session: Arc<Session>,
+    node: Arc<Node>,
+    mut frames: mpsc::Receiver<Value>,
+) {
     while let Some(frame) = frames.recv().await {
         for reply in handle(&socket, &session, &node, frame).await {
             let sent = match &reply {
@@ -72,15 +77,30 @@ fn enabled(node: &Node, channel: Channel) -> bool {
     node.config.channels.contains(&channel)
 }
 
-async fn subscribe(socket: &SocketRef, session: &Session, node: &Node, req: SubscriptionRequest) -> Vec<Reply> {
+async fn subscribe(
+    socket: &SocketRef,
+    session: &Session,
+    node: &Node,
+    req: SubscriptionRequest,
+) -> Vec<Reply> {
     const ACTION: &str = "subscribe";
     let channel = req.channel();
     let project_id = session.project_id();
     if !enabled(node, channel) {
-        return vec![error(ErrorCode::UnsupportedChannel, format!("channel {channel} is not enabled"), channel, ACTION)];
+        return vec![error(
+            ErrorCode::UnsupportedChannel,
+            format!("channel {channel} is not enabled"),
+            channel,
+            ACTION,
+        )];
     }
     if !permitted(node, &session.identity.claims.permissions, channel) {
-        return vec![error(ErrorCode::Forbidden, format!("the token lacks the permission for {channel}"), channel, ACTION)];
+        return vec![error(
+            ErrorCode::Forbidden,
+            format!("the token lacks the permission for {channel}"),
+            channel,
+            ACTION,
+        )];
     }
     let ack = SubscriptionAck::new(project_id, &req);
     {
@@ -92,7 +112,9 @@ async fn subscribe(socket: &SocketRef, session: &Session, node: &Node, req: Subs
         if subs.len() >= limit {
             return vec![error(
                 ErrorCode::SubscriptionFailed,
-                format!("subscription limit reached: a connection may hold at most {limit} subscriptions"),
+                format!(
+                    "subscription limit reached: a connection may hold at most {limit} subscriptions"
+                ),
                 channel,
                 ACTION,
             )];
@@ -103,13 +125,23 @@ async fn subscribe(socket: &SocketRef, session: &Session, node: &Node, req: Subs
         Ok(known) => known,
         Err(e) => {
             tracing::warn!(error = %e, "registry lookup failed");
-            return vec![error(ErrorCode::SubscriptionFailed, "the registry is unavailable; retry later", channel, ACTION)];
+            return vec![error(
+                ErrorCode::SubscriptionFailed,
+                "the registry is unavailable; retry later",
+                channel,
+                ACTION,
+            )];
         }
     };
-    if let Some((_, record)) = &known {
-        if record.project_id != project_id {
-            return vec![error(ErrorCode::Forbidden, "the payment request belongs to another project", channel, ACTION)];
-        }
+    if let Some((_, record)) = &known
+        && record.project_id != project_id
+    {
+        return vec![error(
+            ErrorCode::Forbidden,
+            "the payment request belongs to another project",
+            channel,
+            ACTION,
+        )];
     }
 
     let lease = if session.subscriptions().has_lease() {
@@ -119,12 +151,20 @@ async fn subscribe(socket: &SocketRef, session: &Session, node: &Node, req: Subs
             Ok(lease) => Some(lease),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot receive the project's publications");
-                return vec![error(ErrorCode::SubscriptionFailed, "cannot receive this project's events right now; retry later", channel, ACTION)];
+                return vec![error(
+                    ErrorCode::SubscriptionFailed,
+                    "cannot receive this project's events right now; retry later",
+                    channel,
+                    ACTION,
+                )];
             }
         }
     };
     let room = rooms::for_key(project_id, &req.key);
-    if !session.subscriptions().insert(req.key.clone(), room.clone(), lease) {
+    if !session
+        .subscriptions()
+        .insert(req.key.clone(), room.clone(), lease)
+    {
         return vec![];
     }
     socket.join(room.clone());
@@ -143,19 +183,35 @@ async fn subscribe(socket: &SocketRef, session: &Session, node: &Node, req: Subs
     replies
 }
 
-fn unsubscribe(socket: &SocketRef, session: &Session, node: &Node, req: SubscriptionRequest) -> Reply {
+fn unsubscribe(
+    socket: &SocketRef,
+    session: &Session,
+    node: &Node,
+    req: SubscriptionRequest,
+) -> Reply {
     let channel = req.channel();
     if !enabled(node, channel) {
-        return error(ErrorCode::UnsupportedChannel, format!("channel {channel} is not enabled"), channel, "unsubscribe");
+        return error(
+            ErrorCode::UnsupportedChannel,
+            format!("channel {channel} is not enabled"),
+            channel,
+            "unsubscribe",
+        );
     }
     if let Some(room) = session.subscriptions().remove(&req.key) {
         socket.leave(room);
     }
-    Reply::Message(SystemMessage::Unsubscribed(SubscriptionAck::new(session.project_id(), &req)))
+    Reply::Message(SystemMessage::Unsubscribed(SubscriptionAck::new(
+        session.project_id(),
+        &req,
+    )))
 }
 
 /// What the registry knows of the payment request a key names: its id and record.
-async fn lookup(node: &Node, key: &SubscriptionKey) -> Result<Option<(Uuid, PaymentRequestRecord)>, EngineError> {
+async fn lookup(
+    node: &Node,
+    key: &SubscriptionKey,
+) -> Result<Option<(Uuid, PaymentRequestRecord)>, EngineError> {
     let id = match key {
         SubscriptionKey::Targets | SubscriptionKey::PaymentMethods => return Ok(None),
         SubscriptionKey::PaymentRequest(id) => *id,
@@ -168,7 +224,11 @@ async fn lookup(node: &Node, key: &SubscriptionKey) -> Result<Option<(Uuid, Paym
 }
 
 /// The `subscription.closed` payload for a request the registry knows as terminal.
-fn subscription_closed(project_id: Uuid, id: Uuid, record: &PaymentRequestRecord) -> Map<String, Value> {
+fn subscription_closed(
+    project_id: Uuid,
+    id: Uuid,
+    record: &PaymentRequestRecord,
+) -> Map<String, Value> {
     let body = json!({
         "channel": Channel::PaymentRequests.as_str(),
         "project_id": project_id,

@@ -13,7 +13,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
-use crate::node::{monotonic_ms, Node};
+use crate::node::{Node, monotonic_ms};
 use crate::session::Session;
 
 pub fn sweep_period(timeout: Duration) -> Duration {
@@ -54,7 +54,10 @@ mod tests {
     fn lateness_stays_within_the_contract() {
         for secs in [1u64, 2, 10, 540] {
             let t = Duration::from_secs(secs);
-            assert!(sweep_period(t) <= (t / 4).max(Duration::from_secs(1)), "{secs}s");
+            assert!(
+                sweep_period(t) <= (t / 4).max(Duration::from_secs(1)),
+                "{secs}s"
+            );
         }
     }
 }

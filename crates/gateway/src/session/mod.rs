@@ -10,7 +10,7 @@ pub mod actions;
 pub mod idle;
 pub mod subscriptions;
 
-use std::future::{ready, Ready};
+use std::future::{Ready, ready};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -23,7 +23,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::auth::Identity;
-use crate::node::{monotonic_ms, Node};
+use crate::node::{Node, monotonic_ms};
 use crate::rooms;
 use subscriptions::Subscriptions;
 
@@ -49,7 +49,8 @@ impl Session {
 
     /// Any client packet resets the idle clock.
     pub fn touch(&self) {
-        self.last_activity_ms.store(monotonic_ms(), Ordering::Relaxed);
+        self.last_activity_ms
+            .store(monotonic_ms(), Ordering::Relaxed);
     }
 
     pub fn idle_for_ms(&self, now_ms: u64) -> u64 {
@@ -73,7 +74,10 @@ impl Session {
 
     /// The socket is gone: stop the worker and drop every subscription.
     fn close(&self) {
-        self.actions.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.actions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         self.subscriptions().close();
     }
 }

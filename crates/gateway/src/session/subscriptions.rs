@@ -33,7 +33,12 @@ impl Subscriptions {
     }
 
     /// Records a subscription. Returns `false` (and drops the lease offered) once closed.
-    pub fn insert(&mut self, key: SubscriptionKey, room: String, lease: Option<ProjectLease>) -> bool {
+    pub fn insert(
+        &mut self,
+        key: SubscriptionKey,
+        room: String,
+        lease: Option<ProjectLease>,
+    ) -> bool {
         if self.closed {
             return false;
         }
