@@ -163,6 +163,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LIVEGATE_CHANNEL_PERMISSIONS", value_delimiter = ',')]
     pub channel_permissions: Vec<String>,
 
+    /// Outbound packets one socket may have queued; past it, its packets are dropped and a socket
+    /// still full at the next heartbeat is closed (a slow consumer).
+    #[arg(long, env = "LIVEGATE_SOCKET_BUFFER", default_value_t = 128)]
+    pub socket_buffer: usize,
+
     /// How long `POST /api/v1/revoke` keeps a session revoked (at least the token lifetime).
     #[arg(long, env = "LIVEGATE_REVOCATION_TTL", default_value = "24h")]
     pub revocation_ttl: String,
@@ -219,6 +224,7 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub connect_timeout: Duration,
     pub max_subscriptions: usize,
+    pub socket_buffer: usize,
     pub channels: Vec<Channel>,
     pub channel_permissions: BTreeMap<Channel, String>,
     pub revocation_ttl: Duration,
@@ -335,6 +341,9 @@ impl ServeArgs {
         if self.max_subscriptions == 0 {
             errors.push("LIVEGATE_MAX_SUBSCRIPTIONS: must be at least 1".to_owned());
         }
+        if self.socket_buffer < 8 {
+            errors.push("LIVEGATE_SOCKET_BUFFER: must be at least 8".to_owned());
+        }
         if self.max_publication_bytes < 1024 {
             errors.push("LIVEGATE_MAX_PUBLICATION_BYTES: must be at least 1024".to_owned());
         }
@@ -446,6 +455,7 @@ impl ServeArgs {
                 idle_timeout,
                 connect_timeout,
                 max_subscriptions: self.max_subscriptions,
+                socket_buffer: self.socket_buffer,
                 channels,
                 channel_permissions,
                 revocation_ttl,

@@ -75,6 +75,7 @@ pub async fn run(
         .ws_max_message_size(INBOUND_PACKET_CAP)
         .ws_max_frame_size(INBOUND_PACKET_CAP)
         .ws_read_buffer_size(INBOUND_PACKET_CAP)
+        .max_buffer_size(cfg.socket_buffer)
         // Binary attachments are not part of the protocol: a packet carrying one closes the connection.
         .with_parser(ParserConfig::common().max_incoming_binaries(0))
         .with_state(node.clone())
