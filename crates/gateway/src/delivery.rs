@@ -12,6 +12,7 @@ use std::sync::Arc;
 use livegate_protocol::{EventName, NAMESPACE, Publication, Route};
 use serde_json::json;
 use socketioxide::SocketIo;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::engine::{Deliveries, Delivery};
@@ -20,8 +21,20 @@ use crate::node::{Node, now_ms};
 use crate::rooms;
 use crate::session::Session;
 
-pub async fn run(io: SocketIo, node: Arc<Node>, mut deliveries: Deliveries) {
-    while let Some(delivery) = deliveries.recv().await {
+pub async fn run(
+    io: SocketIo,
+    node: Arc<Node>,
+    mut deliveries: Deliveries,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let delivery = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            next = deliveries.recv() => match next {
+                Some(d) => d,
+                None => return,
+            },
+        };
         match delivery {
             Delivery::Publication(p) => deliver(&io, &node, *p).await,
             Delivery::SessionRevoked { sid, reason } => revoke(&io, &sid, &reason).await,

@@ -84,7 +84,12 @@ pub async fn run(
 
     let tracker = TaskTracker::new();
     let tasks = shutdown.child_token();
-    tracker.spawn(delivery::run(io.clone(), node.clone(), deliveries));
+    tracker.spawn(delivery::run(
+        io.clone(),
+        node.clone(),
+        deliveries,
+        tasks.clone(),
+    ));
     tracker.spawn(idle::sweep(io.clone(), node.clone(), tasks.clone()));
 
     let app = Router::new().merge(http::router(node.clone())).layer(layer);

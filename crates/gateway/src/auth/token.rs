@@ -36,7 +36,7 @@ pub struct VerifierSettings {
 }
 
 /// A key family, as far as the allow-list is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Family {
     Hmac,
     Rsa,
@@ -67,7 +67,9 @@ pub struct TokenVerifier {
 
 struct Inner {
     keys: Keys,
-    validation: Validation,
+    /// One validation per key family, each listing only the allowed algorithms of that family:
+    /// jsonwebtoken refuses a validation whose algorithms do not all fit the key.
+    validations: HashMap<Family, Validation>,
     /// For logs: the key kind and allow-list, never the key.
     description: String,
 }
@@ -189,7 +191,6 @@ impl TokenVerifier {
             }
         };
         let mut validation = Validation::new(algorithms[0]);
-        validation.algorithms = algorithms.clone();
         let mut required = vec!["exp", "sub"];
         if settings.issuer.is_some() {
             required.push("iss");
@@ -208,11 +209,23 @@ impl TokenVerifier {
         if let Some(iss) = &settings.issuer {
             validation.set_issuer(&[iss]);
         }
+        let mut validations = HashMap::new();
+        for alg in &algorithms {
+            validations
+                .entry(family(*alg))
+                .or_insert_with(|| {
+                    let mut v = validation.clone();
+                    v.algorithms.clear();
+                    v
+                })
+                .algorithms
+                .push(*alg);
+        }
         let description = format!("{kind}, algorithms {algorithms:?}");
         Ok(TokenVerifier {
             inner: Arc::new(Inner {
                 keys,
-                validation,
+                validations,
                 description,
             }),
         })
@@ -220,11 +233,17 @@ impl TokenVerifier {
 
     /// Verifies signature, algorithm, time claims, issuer/audience, then the user claims.
     pub fn verify(&self, token: &str) -> Result<UserClaims, TokenError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| TokenError::Invalid("malformed token".into()))?;
+        let validation = self
+            .inner
+            .validations
+            .get(&family(header.alg))
+            .filter(|v| v.algorithms.contains(&header.alg))
+            .ok_or_else(|| TokenError::Invalid("algorithm not accepted".into()))?;
         let key = match &self.inner.keys {
             Keys::Single(key) => key,
             Keys::Jwks(keys) => {
-                let header = jsonwebtoken::decode_header(token)
-                    .map_err(|_| TokenError::Invalid("malformed token".into()))?;
                 let kid = header
                     .kid
                     .ok_or_else(|| TokenError::Invalid("the token names no kid".into()))?;
@@ -238,7 +257,7 @@ impl TokenVerifier {
             }
         };
         let data =
-            jsonwebtoken::decode::<RawClaims>(token, key, &self.inner.validation).map_err(|e| {
+            jsonwebtoken::decode::<RawClaims>(token, key, validation).map_err(|e| {
                 match e.kind() {
                     ErrorKind::ExpiredSignature => TokenError::Expired,
                     ErrorKind::ImmatureSignature => {

@@ -27,8 +27,11 @@ use crate::node::{Node, monotonic_ms};
 use crate::rooms;
 use subscriptions::Subscriptions;
 
-/// Frames one socket may have waiting for its worker; a client past this is flooding.
-pub const ACTION_QUEUE: usize = 64;
+/// Frames one socket may have waiting for its worker: room for a reconnecting client to
+/// pipeline a subscribe for every subscription it may hold, twice over. Past it, it is flooding.
+pub fn action_queue_capacity(max_subscriptions: usize) -> usize {
+    max_subscriptions.saturating_mul(2).saturating_add(64)
+}
 
 /// The state of one connected socket, kept in its extensions.
 pub struct Session {
@@ -110,7 +113,7 @@ pub fn on_connect(
         .copied()
         .filter(|c| permitted(&node, &identity.claims.permissions, *c))
         .collect::<Vec<_>>();
-    let (tx, rx) = mpsc::channel(ACTION_QUEUE);
+    let (tx, rx) = mpsc::channel(action_queue_capacity(node.config.max_subscriptions));
     let session = Arc::new(Session {
         connection_id,
         identity,
