@@ -145,10 +145,17 @@ pub fn on_connect(
         ready(())
     });
     let on_close = session.clone();
+    let metrics = node.metrics.clone();
     socket.on_disconnect(move |reason: DisconnectReason| {
         on_close.close();
         let _enter = on_close.span.enter();
-        tracing::info!(?reason, "disconnected");
+        if matches!(reason, DisconnectReason::HeartbeatTimeout) {
+            // A full outbound queue at ping time is reported as a heartbeat timeout.
+            Metrics::inc(&metrics.slow_consumer_disconnects, 1);
+            tracing::warn!(?reason, "disconnected: no pong, or outbound queue full (slow consumer)");
+        } else {
+            tracing::info!(?reason, "disconnected");
+        }
         ready(())
     });
 
