@@ -23,6 +23,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::auth::Identity;
+use crate::metrics::Metrics;
 use crate::node::{Node, monotonic_ms};
 use crate::rooms;
 use subscriptions::Subscriptions;
