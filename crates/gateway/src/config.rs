@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use livegate_protocol::Channel;
 use uuid::Uuid;
 
-use crate::auth::token::{KeySource, TokenVerifier, VerifierSettings};
+use livegate_auth::{KeySource, TokenVerifier, VerifierSettings};
 
 /// The well-known development secret `--dev` uses when no key is configured. Never use it in production.
 pub const DEV_JWT_SECRET: &str = "livegate-dev-secret-do-not-use-in-production";

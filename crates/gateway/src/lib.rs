@@ -9,7 +9,7 @@
 //! # Where to look
 //! - [`config`]: every flag and `LIVEGATE_*` variable, validated at startup.
 //! - [`server`]: how the pieces are wired, and the shutdown order.
-//! - [`auth`]: handshake checks and their `connect_error` codes; [`auth::token`] for JWTs.
+//! - [`auth`]: handshake checks and their `connect_error` codes; `livegate-auth` for JWTs.
 //! - [`session`]: `ready`, the per-socket action worker, subscriptions, the idle sweeper.
 //! - [`engine`]: the engine contract; [`engine::embedded`] the in-process engine.
 //! - [`delivery`]: publication → rooms → sockets; `subscription.closed`; revocations.

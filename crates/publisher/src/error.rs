@@ -20,6 +20,8 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    #[error("the engine is unavailable: {0}")]
+    Unavailable(String),
     #[error("the gateway answered {status}: {body}")]
     Rejected { status: u16, body: String },
 }

@@ -10,7 +10,7 @@
 //!
 //! Every publication gets an `event_id` here, so every gateway node stamps the same one.
 //! Publishing a payment request in a terminal status also publishes `subscription.closed`
-//! ([`Publisher::publish_payment_request`]). [`Publisher::revoke_session`] disconnects a session
+//! ([`publish_payment_request`]). [`Publisher::revoke_session`] disconnects a session
 //! everywhere.
 //!
 //! The `livegate-publish` binary wraps this for operators and scripts.
@@ -20,6 +20,7 @@ pub mod events;
 pub mod http;
 pub mod redis;
 
+use std::future::Future;
 use std::time::Duration;
 
 use livegate_protocol::Publication;
@@ -39,47 +40,55 @@ pub fn ensure_event_id(publication: &mut Publication) -> String {
         .clone()
 }
 
-/// A way to reach the gateways. Both backends implement it.
-#[allow(async_fn_in_trait)]
-pub trait Publisher {
+/// A way to reach the gateways. Both backends implement it, and so does the gateway's own
+/// engine (for the targets API served in-process on the embedded engine).
+pub trait Publisher: Send + Sync {
     /// Publishes one validated publication; returns its `event_id`.
-    async fn publish(&self, publication: Publication) -> Result<String, Error>;
+    fn publish(
+        &self,
+        publication: Publication,
+    ) -> impl Future<Output = Result<String, Error>> + Send;
 
     /// Revokes a session: later handshakes fail with `session_revoked`, and every node
     /// disconnects the session's sockets after sending `session.revoked {reason}`.
-    async fn revoke_session(&self, sid: &str, reason: &str, ttl: Duration) -> Result<(), Error>;
-
-    /// Publishes `payment-request.updated` and, when the status is terminal, the
-    /// `subscription.closed` that ends its subscriptions. Returns the event ids.
-    async fn publish_payment_request(
+    fn revoke_session(
         &self,
-        project_id: Uuid,
-        update_type: events::UpdateType,
-        payment_request: Value,
-    ) -> Result<Vec<String>, Error> {
-        let updated = events::payment_request_updated(project_id, update_type, payment_request)?;
-        let status = updated.payment_request_status();
-        let closing = match (&updated.route, status) {
-            (
-                livegate_protocol::Route::PaymentRequest {
-                    payment_request_id: Some(id),
-                    provider_payment_id,
-                },
-                Some(status),
-            ) if status.is_terminal() => Some(events::subscription_closed(
-                project_id,
-                Some(*id),
-                provider_payment_id.clone(),
-                status,
-            )?),
-            _ => None,
-        };
-        let mut ids = vec![self.publish(updated).await?];
-        if let Some(closed) = closing {
-            ids.push(self.publish(closed).await?);
-        }
-        Ok(ids)
+        sid: &str,
+        reason: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// Publishes `payment-request.updated` and, when the status is terminal, the
+/// `subscription.closed` that ends its subscriptions. Returns the event ids.
+pub async fn publish_payment_request(
+    publisher: &impl Publisher,
+    project_id: Uuid,
+    update_type: events::UpdateType,
+    payment_request: Value,
+) -> Result<Vec<String>, Error> {
+    let updated = events::payment_request_updated(project_id, update_type, payment_request)?;
+    let status = updated.payment_request_status();
+    let closing = match (&updated.route, status) {
+        (
+            livegate_protocol::Route::PaymentRequest {
+                payment_request_id: Some(id),
+                provider_payment_id,
+            },
+            Some(status),
+        ) if status.is_terminal() => Some(events::subscription_closed(
+            project_id,
+            Some(*id),
+            provider_payment_id.clone(),
+            status,
+        )?),
+        _ => None,
+    };
+    let mut ids = vec![publisher.publish(updated).await?];
+    if let Some(closed) = closing {
+        ids.push(publisher.publish(closed).await?);
     }
+    Ok(ids)
 }
 
 /// Whether a status ends a payment request's subscriptions.

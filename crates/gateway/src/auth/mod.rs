@@ -2,11 +2,9 @@
 //! failures become `connect_error` codes (CONTRACT §1).
 //!
 //! Order of checks: `token` and `project_id` present (`auth_missing`) → `project_id` a UUID
-//! (`invalid_project_id`) → the token ([`token`]) → the project in `projects`
+//! (`invalid_project_id`) → the token ([`livegate_auth`]) → the project in `projects`
 //! (`project_forbidden`) → the session not revoked (`session_revoked`, or `unavailable` when the
 //! engine cannot tell). A rejected handshake keeps no state: socketioxide removes the socket.
-
-pub mod token;
 
 use std::fmt;
 use std::sync::Arc;
@@ -17,7 +15,7 @@ use socketioxide::extract::{SocketRef, State, TryData};
 use uuid::Uuid;
 
 use crate::node::Node;
-use token::{TokenError, UserClaims};
+use livegate_auth::{TokenError, UserClaims};
 
 /// Who a socket is, once its handshake passed. Stored in the socket's extensions.
 #[derive(Debug, Clone)]

@@ -17,6 +17,7 @@
 //!   now", and callers fail closed (`unavailable`, `subscription_failed`).
 
 pub mod embedded;
+pub mod publisher;
 pub mod redis;
 
 use std::sync::Arc;

@@ -153,7 +153,10 @@ pub fn on_connect(
         if matches!(reason, DisconnectReason::HeartbeatTimeout) {
             // A full outbound queue at ping time is reported as a heartbeat timeout.
             Metrics::inc(&metrics.slow_consumer_disconnects, 1);
-            tracing::warn!(?reason, "disconnected: no pong, or outbound queue full (slow consumer)");
+            tracing::warn!(
+                ?reason,
+                "disconnected: no pong, or outbound queue full (slow consumer)"
+            );
         } else {
             tracing::info!(?reason, "disconnected");
         }

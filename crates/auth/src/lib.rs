@@ -1,4 +1,4 @@
-//! User-token verification: the key (HMAC secret, PEM public key or JWKS by `kid`), the explicit
+//! livegate-auth — user-token verification: the key (HMAC secret, PEM public key or JWKS by `kid`), the explicit
 //! algorithm allow-list, and the claims rules of CONTRACT §1.
 //!
 //! `alg: none` never parses, and algorithm confusion is impossible: every accepted algorithm
