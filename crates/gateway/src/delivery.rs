@@ -36,7 +36,15 @@ pub async fn run(
             },
         };
         match delivery {
-            Delivery::Publication(p) => deliver(&io, &node, *p).await,
+            Delivery::Publication {
+                publication,
+                delivered,
+            } => {
+                deliver(&io, &node, *publication).await;
+                if let Some(ack) = delivered {
+                    let _ = ack.send(());
+                }
+            }
             Delivery::SessionRevoked { sid, reason } => revoke(&io, &sid, &reason).await,
         }
     }

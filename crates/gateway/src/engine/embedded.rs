@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use livegate_protocol::payment_request::{PaymentRequestRecord, ProviderPaymentRecord};
 use livegate_protocol::{Publication, Route};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{DELIVERY_QUEUE, Deliveries, Delivery, Engine, EngineError};
@@ -99,9 +99,16 @@ impl EmbeddedEngine {
 impl Engine for EmbeddedEngine {
     async fn publish(&self, publication: Publication) -> Result<(), EngineError> {
         self.record(&publication);
+        let (delivered, done) = oneshot::channel();
         self.deliveries
-            .send(Delivery::Publication(Box::new(publication)))
+            .send(Delivery::Publication {
+                publication: Box::new(publication),
+                delivered: Some(delivered),
+            })
             .await
+            .map_err(|_| EngineError::Unavailable("the delivery task has stopped".into()))?;
+        // Read-your-writes on one node: answer once local sockets have it.
+        done.await
             .map_err(|_| EngineError::Unavailable("the delivery task has stopped".into()))
     }
 
@@ -179,6 +186,24 @@ mod tests {
     #[tokio::test]
     async fn publications_write_the_registry_then_deliver() {
         let (engine, mut rx) = EmbeddedEngine::new();
+        // Stands in for the delivery task: acknowledges each publication.
+        let delivery_task = tokio::spawn(async move {
+            let mut delivered = 0;
+            while let Some(d) = rx.recv().await {
+                if let Delivery::Publication {
+                    delivered: Some(ack),
+                    ..
+                } = d
+                {
+                    let _ = ack.send(());
+                    delivered += 1;
+                }
+                if delivered == 2 {
+                    break;
+                }
+            }
+            delivered
+        });
         engine
             .publish(updated("pending"))
             .await
@@ -188,7 +213,6 @@ mod tests {
         assert_eq!(rec.map(|r| r.status), Some(PaymentRequestStatus::Pending));
         let pp = engine.provider_payment("pi_1").await.ok().flatten();
         assert_eq!(pp.map(|r| r.payment_request_id), Some(id));
-        assert!(matches!(rx.recv().await, Some(Delivery::Publication(_))));
 
         let closed = Publication::from_value(
             json!({"event":"subscription.closed","channel":"payment-requests",
@@ -201,6 +225,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let rec = engine.payment_request(id).await.ok().flatten();
         assert_eq!(rec.map(|r| r.status), Some(PaymentRequestStatus::Expired));
+        assert_eq!(delivery_task.await.ok(), Some(2));
     }
 
     #[tokio::test]

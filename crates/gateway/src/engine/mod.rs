@@ -6,6 +6,9 @@
 //!   node that holds sockets of its project, this one included. A `payment-request.updated`
 //!   or `subscription.closed` updates the payment-request registry *before* it is published, so a
 //!   subscriber that reads the registry after the event never sees an older state.
+//! - **Publish returns** once the publication is on its way to every node; on the embedded
+//!   engine, once this node has emitted it (a `202` then means "delivered to the sockets
+//!   subscribed now").
 //! - **Deliveries out.** Publications for projects this node has acquired, and session
 //!   revocations, come out of the [`Deliveries`] receiver handed over at construction, in the order
 //!   the engine received them. Delivery is at most once: a publication that arrives while a node
@@ -26,14 +29,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use livegate_protocol::Publication;
 use livegate_protocol::payment_request::{PaymentRequestRecord, ProviderPaymentRecord};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 /// What an engine hands to the node's delivery task.
 #[derive(Debug)]
 pub enum Delivery {
-    /// A validated publication for a project this node holds sockets of.
-    Publication(Box<Publication>),
+    /// A validated publication for a project this node holds sockets of. `delivered`, when set,
+    /// is told once the node has emitted it to its sockets.
+    Publication {
+        publication: Box<Publication>,
+        delivered: Option<oneshot::Sender<()>>,
+    },
     /// Every socket of this session, on every node, is told and disconnected.
     SessionRevoked { sid: String, reason: String },
 }

@@ -16,7 +16,7 @@
 //! Redis names: see [`livegate_protocol::redis_names`].
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ use uuid::Uuid;
 use super::{DELIVERY_QUEUE, Deliveries, Delivery, Engine, EngineError};
 use crate::metrics::Metrics;
 
-/// Channels per `SUBSCRIBE` when resubscribing after a reconnect.
+/// Channels per `SUBSCRIBE` when resubscribing after a reconnect (classic pub/sub).
 const RESUBSCRIBE_BATCH: usize = 200;
 
 /// Settings of the Redis engine.
@@ -64,6 +64,8 @@ struct Inner {
     interest: Mutex<HashMap<Uuid, Interest>>,
     /// True once, after the latest (re)connection, every needed channel is subscribed again.
     subscriptions_restored: AtomicBool,
+    /// Bumped by every (re)connection: an older restore attempt gives way to a newer one.
+    restore_generation: AtomicU64,
 }
 
 /// One project's subscription on this node.
@@ -120,6 +122,7 @@ impl RedisEngine {
             metrics,
             interest: Mutex::new(HashMap::new()),
             subscriptions_restored: AtomicBool::new(false),
+            restore_generation: AtomicU64::new(0),
         });
         inner.spawn_tasks();
         Ok((RedisEngine { inner }, rx))
@@ -186,9 +189,37 @@ impl Inner {
         });
     }
 
-    /// Subscribes the control channel and every project still needed, in batches.
+    /// Subscribes the control channel and every project still needed, retrying with backoff
+    /// until it succeeds or a newer (re)connection takes over; only then is the node ready.
     async fn restore_subscriptions(&self) {
+        let generation = self.restore_generation.fetch_add(1, Ordering::SeqCst) + 1;
         self.subscriptions_restored.store(false, Ordering::SeqCst);
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match self.resubscribe_all().await {
+                Ok(projects) => {
+                    if self.restore_generation.load(Ordering::SeqCst) == generation {
+                        Metrics::inc(&self.metrics.resubscriptions, projects as u64);
+                        self.subscriptions_restored.store(true, Ordering::SeqCst);
+                        tracing::info!(projects, "subscriptions restored: the node is ready");
+                    }
+                    return;
+                }
+                Err(e) => {
+                    if self.restore_generation.load(Ordering::SeqCst) != generation {
+                        return;
+                    }
+                    tracing::warn!(error = %e, retry_in = ?delay, "resubscribing failed");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    /// One pass over every needed channel. Classic pub/sub takes them in batches; sharded
+    /// pub/sub one by one, since one `SSUBSCRIBE` may only name channels of a single slot.
+    async fn resubscribe_all(&self) -> Result<usize, EngineError> {
         let mut channels = vec![self.settings.names.control_channel()];
         let projects: Vec<Uuid> = self.interest().keys().copied().collect();
         channels.extend(
@@ -196,18 +227,15 @@ impl Inner {
                 .iter()
                 .map(|p| self.settings.names.project_channel(*p)),
         );
-        for batch in channels.chunks(RESUBSCRIBE_BATCH) {
-            if let Err(e) = self.subscribe(batch.to_vec()).await {
-                tracing::warn!(error = %e, "resubscribing failed; retrying on the next connection");
-                return;
-            }
+        let batch = if self.settings.sharded {
+            1
+        } else {
+            RESUBSCRIBE_BATCH
+        };
+        for chunk in channels.chunks(batch) {
+            self.subscribe(chunk.to_vec()).await?;
         }
-        Metrics::inc(&self.metrics.resubscriptions, projects.len() as u64);
-        self.subscriptions_restored.store(true, Ordering::SeqCst);
-        tracing::info!(
-            projects = projects.len(),
-            "subscriptions restored: the node is ready"
-        );
+        Ok(projects.len())
     }
 
     async fn subscribe(&self, channels: Vec<String>) -> Result<(), EngineError> {
@@ -281,7 +309,10 @@ impl Inner {
         }
         if self
             .deliveries
-            .send(Delivery::Publication(Box::new(publication)))
+            .send(Delivery::Publication {
+                publication: Box::new(publication),
+                delivered: None,
+            })
             .await
             .is_err()
         {
