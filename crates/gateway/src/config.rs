@@ -134,7 +134,7 @@ pub struct ServeArgs {
     pub ping_interval: String,
 
     /// Transport heartbeat: how long a pong may take before the connection is closed.
-    #[arg(long, env = "LIVEGATE_PING_TIMEOUT", default_value = "20s")]
+    #[arg(long, env = "LIVEGATE_PING_TIMEOUT", default_value = "30s")]
     pub ping_timeout: String,
 
     /// Application idle timeout: a socket that sends no packet for this long is disconnected.
@@ -269,14 +269,29 @@ pub struct RedisConfig {
 #[error("invalid configuration:\n  {}", .0.join("\n  "))]
 pub struct ConfigError(pub Vec<String>);
 
-/// Parses a duration such as `9m`, `30s` or `500ms`.
-pub fn parse_duration(name: &str, value: &str, errors: &mut Vec<String>) -> Duration {
+/// Parses a duration such as `9m`, `30s` or `500ms`; a bad value is reported once, as `None`.
+pub fn parse_duration(name: &str, value: &str, errors: &mut Vec<String>) -> Option<Duration> {
     match humantime::parse_duration(value) {
-        Ok(d) => d,
+        Ok(d) => Some(d),
         Err(e) => {
             errors.push(format!("{name}: {value:?} is not a duration ({e})"));
-            Duration::ZERO
+            None
         }
+    }
+}
+
+/// Parses a duration that must be at least `min`.
+fn duration_at_least(name: &str, value: &str, min: Duration, errors: &mut Vec<String>) -> Duration {
+    match parse_duration(name, value, errors) {
+        Some(d) if d < min => {
+            errors.push(format!(
+                "{name}: must be at least {}",
+                humantime::format_duration(min)
+            ));
+            min
+        }
+        Some(d) => d,
+        None => min,
     }
 }
 
@@ -291,32 +306,55 @@ impl ServeArgs {
             ));
             SocketAddr::from(([127, 0, 0, 1], 8080))
         });
-        let ping_interval =
-            parse_duration("LIVEGATE_PING_INTERVAL", &self.ping_interval, &mut errors);
-        let ping_timeout = parse_duration("LIVEGATE_PING_TIMEOUT", &self.ping_timeout, &mut errors);
-        let idle_timeout = parse_duration("LIVEGATE_IDLE_TIMEOUT", &self.idle_timeout, &mut errors);
-        let connect_timeout = parse_duration(
-            "LIVEGATE_CONNECT_TIMEOUT",
-            &self.connect_timeout,
+        let ms = Duration::from_millis;
+        let ping_interval = duration_at_least(
+            "LIVEGATE_PING_INTERVAL",
+            &self.ping_interval,
+            ms(100),
             &mut errors,
         );
-        let revocation_ttl =
-            parse_duration("LIVEGATE_REVOCATION_TTL", &self.revocation_ttl, &mut errors);
-        let leeway = parse_duration("LIVEGATE_JWT_LEEWAY", &self.jwt_leeway, &mut errors);
-        let redis_timeout =
-            parse_duration("LIVEGATE_REDIS_TIMEOUT", &self.redis_timeout, &mut errors);
+        let ping_timeout = duration_at_least(
+            "LIVEGATE_PING_TIMEOUT",
+            &self.ping_timeout,
+            ms(100),
+            &mut errors,
+        );
+        let idle_timeout = duration_at_least(
+            "LIVEGATE_IDLE_TIMEOUT",
+            &self.idle_timeout,
+            ms(1000),
+            &mut errors,
+        );
+        let connect_timeout = duration_at_least(
+            "LIVEGATE_CONNECT_TIMEOUT",
+            &self.connect_timeout,
+            ms(100),
+            &mut errors,
+        );
+        let revocation_ttl = duration_at_least(
+            "LIVEGATE_REVOCATION_TTL",
+            &self.revocation_ttl,
+            ms(1000),
+            &mut errors,
+        );
+        let leeway = parse_duration("LIVEGATE_JWT_LEEWAY", &self.jwt_leeway, &mut errors)
+            .unwrap_or_default();
+        let redis_timeout = duration_at_least(
+            "LIVEGATE_REDIS_TIMEOUT",
+            &self.redis_timeout,
+            ms(50),
+            &mut errors,
+        );
         let unsubscribe_grace = parse_duration(
             "LIVEGATE_UNSUBSCRIBE_GRACE",
             &self.unsubscribe_grace,
             &mut errors,
-        );
+        )
+        .unwrap_or_default();
         if unsubscribe_grace >= Duration::from_secs(5) {
             errors.push(
                 "LIVEGATE_UNSUBSCRIBE_GRACE: must be under 5s (the contract's bound)".to_owned(),
             );
-        }
-        if redis_timeout < Duration::from_millis(50) {
-            errors.push("LIVEGATE_REDIS_TIMEOUT: must be at least 50ms".to_owned());
         }
         if self.engine == EngineKind::Redis
             && fred::prelude::Config::from_url(&self.redis_url).is_err()
@@ -326,17 +364,11 @@ impl ServeArgs {
         if self.redis_prefix.is_empty() {
             errors.push("LIVEGATE_REDIS_PREFIX: must not be empty".to_owned());
         }
-        for (name, d) in [
-            ("LIVEGATE_PING_INTERVAL", ping_interval),
-            ("LIVEGATE_PING_TIMEOUT", ping_timeout),
-            ("LIVEGATE_CONNECT_TIMEOUT", connect_timeout),
-        ] {
-            if d < Duration::from_millis(100) && !d.is_zero() {
-                errors.push(format!("{name}: must be at least 100ms"));
-            }
-        }
-        if idle_timeout < Duration::from_secs(1) {
-            errors.push("LIVEGATE_IDLE_TIMEOUT: must be at least 1s".to_owned());
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
+            errors.push(format!(
+                "LIVEGATE_LOG: {:?} is not a log filter ({e})",
+                self.log
+            ));
         }
         if self.max_subscriptions == 0 {
             errors.push("LIVEGATE_MAX_SUBSCRIPTIONS: must be at least 1".to_owned());

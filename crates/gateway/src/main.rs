@@ -12,15 +12,26 @@ use tokio_util::sync::CancellationToken;
 const EXIT_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // A flag or variable that does not parse is a configuration error like any other.
+            let _ = e.print();
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
     match cli.command {
         Command::DevToken(args) => {
             let mut errors = Vec::new();
             let ttl = parse_duration("--ttl", &args.ttl, &mut errors);
-            if !errors.is_empty() {
+            let Some(ttl) = ttl.filter(|_| errors.is_empty()) else {
                 eprintln!("{}", errors.join("\n"));
                 return ExitCode::from(EXIT_CONFIG);
-            }
+            };
             let token = DevToken {
                 user: &args.user,
                 projects: &args.projects,
@@ -105,21 +116,28 @@ async fn shutdown_signal() {
 }
 
 fn print_dev_banner(config: &Config, addr: std::net::SocketAddr) {
+    let Some(secret) = config.dev_secret.as_deref() else {
+        println!(
+            "livegate (development mode) is listening on http://{addr}: mint tokens with your own key"
+        );
+        return;
+    };
     let token = DevToken {
         user: "dev-user",
         projects: &[DEV_PROJECT_ID],
         sid: None,
         permissions: &["all".to_owned()],
         ttl: std::time::Duration::from_secs(24 * 3600),
-        secret: config.dev_secret.as_deref(),
+        secret: Some(secret),
     }
     .mint()
     .unwrap_or_else(|e| format!("<cannot sign a dev token: {e}>"));
     let key = config.publish_api_key.as_deref().unwrap_or("<none>");
     let url = format!("http://{addr}");
+    let engine = config.engine;
     println!(
         r#"
-livegate (development mode, embedded engine) is listening on {url}
+livegate (development mode, {engine:?} engine) is listening on {url}
 
   Socket.IO   {url}/v2/live-updates   (path /v2/live-updates/socket.io/)
   project_id  {DEV_PROJECT_ID}

@@ -36,8 +36,9 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscriptionRequest {
     pub key: SubscriptionKey,
-    /// Echoed as `payment_request_id`: what the client sent, or `None` where it does not apply.
-    pub payment_request_id: Option<Uuid>,
+    /// Echoed as `payment_request_id`: exactly what the client sent (any UUID spelling), or
+    /// `None` where it does not apply. The key holds the parsed id.
+    pub payment_request_id: Option<String>,
     /// Echoed as `provider_payment_id`: what the client sent, or `None` where it does not apply.
     pub provider_payment_id: Option<String>,
 }
@@ -185,7 +186,12 @@ fn parse_subscription(
             .map_err(|errors| ActionError::invalid_in_channel(channel, action, errors))?,
     };
     let (payment_request_id, provider_payment_id) = match &key {
-        SubscriptionKey::PaymentRequest(id) => (Some(*id), None),
+        SubscriptionKey::PaymentRequest(_) => (
+            obj.get("payment_request_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            None,
+        ),
         SubscriptionKey::ProviderPayment(id) => (None, Some(id.clone())),
         SubscriptionKey::Targets | SubscriptionKey::PaymentMethods => (None, None),
     };
@@ -305,7 +311,7 @@ mod tests {
             ),
             Ok(Action::Subscribe(SubscriptionRequest {
                 key: SubscriptionKey::PaymentRequest(id),
-                payment_request_id: Some(id),
+                payment_request_id: Some(PR.to_owned()),
                 provider_payment_id: None
             }))
         );
@@ -322,11 +328,18 @@ mod tests {
     }
 
     #[test]
-    fn upper_case_payment_request_ids_are_accepted() {
+    fn upper_case_payment_request_ids_are_accepted_and_echoed_as_sent() {
         let a = Action::parse(
             &json!({"action":"subscribe","channel":"payment-requests","payment_request_id":PR.to_uppercase()}),
         );
-        assert!(matches!(a, Ok(Action::Subscribe(_))));
+        let Ok(Action::Subscribe(req)) = a else {
+            panic!("{a:?}")
+        };
+        assert_eq!(req.payment_request_id, Some(PR.to_uppercase()));
+        assert_eq!(
+            req.key,
+            SubscriptionKey::PaymentRequest(Uuid::parse_str(PR).unwrap_or_default())
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub enum SystemMessage {
 pub struct SubscriptionAck {
     pub channel: Channel,
     pub project_id: Uuid,
-    pub payment_request_id: Option<Uuid>,
+    pub payment_request_id: Option<String>,
     pub provider_payment_id: Option<String>,
 }
 
@@ -47,7 +47,7 @@ impl SubscriptionAck {
         SubscriptionAck {
             channel: request.channel(),
             project_id,
-            payment_request_id: request.payment_request_id,
+            payment_request_id: request.payment_request_id.clone(),
             provider_payment_id: request.provider_payment_id.clone(),
         }
     }
