@@ -14,6 +14,7 @@ use livegate_protocol::Channel;
 use uuid::Uuid;
 
 use livegate_auth::{KeySource, TokenVerifier, VerifierSettings};
+use livegate_publisher::targets_api::ApiKeys;
 
 /// The well-known development secret `--dev` uses when no key is configured. Never use it in production.
 pub const DEV_JWT_SECRET: &str = "livegate-dev-secret-do-not-use-in-production";
@@ -176,6 +177,22 @@ pub struct ServeArgs {
     #[arg(long, env = "LIVEGATE_MAX_PUBLICATION_BYTES", default_value_t = 65536)]
     pub max_publication_bytes: usize,
 
+    /// Serve the targets REST API (`/v2/projects/{project_id}/targets`) in-process, with an
+    /// in-memory store and this node's engine as publisher. Needs the embedded engine (on Redis,
+    /// run `livegate-targets`). Default: on with `--dev` and the embedded engine.
+    #[arg(long, env = "LIVEGATE_TARGETS_API", action = clap::ArgAction::Set)]
+    pub targets_api: Option<bool>,
+
+    /// Per-project API keys of the in-process targets API, `project_uuid=key`, comma separated
+    /// (user tokens are accepted too).
+    #[arg(
+        long,
+        env = "LIVEGATE_TARGETS_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub targets_api_keys: Vec<String>,
+
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "LIVEGATE_LOG", default_value = "info")]
     pub log: String,
@@ -229,6 +246,8 @@ pub struct Config {
     pub channel_permissions: BTreeMap<Channel, String>,
     pub revocation_ttl: Duration,
     pub max_publication_bytes: usize,
+    /// `Some(api keys)` when the targets REST API is served in-process (`LIVEGATE_TARGETS_API`).
+    pub targets_api: Option<ApiKeys>,
 }
 
 impl std::fmt::Debug for Config {
@@ -467,6 +486,8 @@ impl ServeArgs {
             publish_api_key = Some(DEV_PUBLISH_API_KEY.to_owned());
         }
 
+        let targets_api = self.targets_api_config(&mut errors);
+
         match verifier {
             Some(verifier) if errors.is_empty() => Ok(Config {
                 listen,
@@ -492,9 +513,38 @@ impl ServeArgs {
                 channel_permissions,
                 revocation_ttl,
                 max_publication_bytes: self.max_publication_bytes,
+                targets_api,
             }),
             _ => Err(ConfigError(errors)),
         }
+    }
+}
+
+impl ServeArgs {
+    /// Whether the in-process targets API is on, and its API keys. Explicitly on with the Redis
+    /// engine is an error (its in-memory store would differ per node); `--dev` alone turns it
+    /// on only on the embedded engine.
+    fn targets_api_config(&self, errors: &mut Vec<String>) -> Option<ApiKeys> {
+        let on = match (self.targets_api, self.engine) {
+            (Some(true), EngineKind::Redis) => {
+                errors.push(
+                    "LIVEGATE_TARGETS_API: needs the embedded engine; with Redis, run \
+                     livegate-targets beside the gateways"
+                        .to_owned(),
+                );
+                false
+            }
+            (Some(on), _) => on,
+            (None, engine) => self.dev && engine == EngineKind::Embedded,
+        };
+        let keys = ApiKeys::parse(&self.targets_api_keys).unwrap_or_else(|bad| {
+            errors.extend(
+                bad.into_iter()
+                    .map(|e| format!("LIVEGATE_TARGETS_API_KEYS: {e}")),
+            );
+            ApiKeys::default()
+        });
+        on.then_some(keys)
     }
 }
 
@@ -582,5 +632,22 @@ mod tests {
             !text.contains("s3cr3t-value") && !text.contains("pk-value"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn targets_api_follows_dev_and_needs_the_embedded_engine() {
+        let on = |argv: &[&str]| args(argv).validate().map(|c| c.targets_api.is_some());
+        assert_eq!(on(&["--dev"]).ok(), Some(true));
+        assert_eq!(on(&["--dev", "--targets-api", "false"]).ok(), Some(false));
+        assert_eq!(on(&["--jwt-hmac-secret", "s"]).ok(), Some(false));
+        assert_eq!(
+            on(&["--jwt-hmac-secret", "s", "--targets-api", "true"]).ok(),
+            Some(true)
+        );
+        assert_eq!(on(&["--dev", "--engine", "redis"]).ok(), Some(false));
+        let e = on(&["--dev", "--engine", "redis", "--targets-api", "true"]).err();
+        assert!(e.is_some_and(|e| e.to_string().contains("LIVEGATE_TARGETS_API")));
+        let e = on(&["--dev", "--targets-api-keys", "nope"]).err();
+        assert!(e.is_some_and(|e| e.to_string().contains("LIVEGATE_TARGETS_API_KEYS")));
     }
 }

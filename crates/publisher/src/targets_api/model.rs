@@ -59,7 +59,7 @@ pub enum Invalid {
 // === create ===
 
 /// A `POST` body: a whole target; `target_id` is optional (a fresh UUID v4 when absent),
-/// `is_enabled` defaults to true, the nullable fields to null/absent.
+/// `is_enabled` defaults to true, `parent_target_id` to null, the counts to 0.
 pub fn parse_new_target(body: &Value) -> Result<Target, Invalid> {
     let mut check = Check::new("");
     let Some(obj) = check.object(body) else {
@@ -90,8 +90,10 @@ pub fn parse_new_target(body: &Value) -> Result<Target, Invalid> {
             external_id,
             is_enabled: is_enabled.unwrap_or(true),
             parent_target_id: parent_target_id.flatten(),
-            plan_count: plan_count.flatten(),
-            participant_count: participant_count.flatten(),
+            // A new target has no plans or members yet (seed 000's `target.added` shows 0);
+            // an explicit null leaves the count out.
+            plan_count: plan_count.unwrap_or(Some(0)),
+            participant_count: participant_count.unwrap_or(Some(0)),
         }),
         // `finish` has reported every missing field already.
         _ => Err(Invalid::Fields(vec![])),
@@ -480,7 +482,13 @@ mod tests {
         assert!(t.is_enabled);
         assert_eq!(t.parent_target_id, None);
         assert_eq!(t.plan_count, Some(3));
-        assert_eq!(t.participant_count, None);
+        assert_eq!(t.participant_count, Some(0));
+        let mut no_counts = full();
+        no_counts["plan_count"] = Value::Null;
+        assert_eq!(
+            parse_new_target(&no_counts).ok().map(|t| t.plan_count),
+            Some(None)
+        );
         let mut with_id = full();
         with_id["target_id"] = json!(Uuid::from_u128(8));
         let t = parse_new_target(&with_id).unwrap_or_else(|e| panic!("{e:?}"));
