@@ -84,6 +84,8 @@ impl std::fmt::Debug for TokenVerifier {
 #[derive(Debug, Clone)]
 pub struct UserClaims {
     pub sub: String,
+    /// A display name (`name`, else `preferred_username`), when the token carries one.
+    pub name: Option<String>,
     pub sid: String,
     pub projects: Vec<Uuid>,
     pub permissions: Vec<String>,
@@ -111,6 +113,10 @@ struct RawClaims {
     projects: Option<Value>,
     #[serde(default)]
     permissions: Option<Value>,
+    #[serde(default)]
+    name: Option<Value>,
+    #[serde(default)]
+    preferred_username: Option<Value>,
 }
 
 impl TokenVerifier {
@@ -292,7 +298,12 @@ impl TokenVerifier {
             .collect();
         let permissions = string_list(claims.permissions.as_ref())
             .ok_or_else(|| TokenError::Invalid("permissions must be an array of strings".into()))?;
+        let name = [&claims.name, &claims.preferred_username]
+            .into_iter()
+            .find_map(|v| v.as_ref().and_then(Value::as_str).filter(|s| !s.is_empty()))
+            .map(str::to_owned);
         Ok(UserClaims {
+            name,
             sub: claims.sub,
             sid: claims.sid,
             projects,

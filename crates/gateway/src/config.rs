@@ -193,6 +193,20 @@ pub struct ServeArgs {
     )]
     pub targets_api_keys: Vec<String>,
 
+    /// Graceful drain: after SIGTERM, how long closing this node's connections may take (new
+    /// handshakes are refused from the start). `0s` closes them all at once.
+    #[arg(long, env = "LIVEGATE_DRAIN_WINDOW", default_value = "10s")]
+    pub drain_window: String,
+
+    /// Graceful drain: in how many batches, evenly spaced over the window, connections are closed.
+    #[arg(long, env = "LIVEGATE_DRAIN_BATCHES", default_value_t = 10)]
+    pub drain_batches: u32,
+
+    /// A TOML file of settings: keys are the long flag names (`redis_url = "…"` or
+    /// `redis-url = "…"`). Flags win over environment variables, which win over the file.
+    #[arg(long, env = "LIVEGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "LIVEGATE_LOG", default_value = "info")]
     pub log: String,
@@ -246,6 +260,8 @@ pub struct Config {
     pub channel_permissions: BTreeMap<Channel, String>,
     pub revocation_ttl: Duration,
     pub max_publication_bytes: usize,
+    /// Graceful drain on SIGTERM.
+    pub drain: crate::drain::DrainSettings,
     /// `Some(api keys)` when the targets REST API is served in-process (`LIVEGATE_TARGETS_API`).
     pub targets_api: Option<ApiKeys>,
 }
@@ -395,6 +411,12 @@ impl ServeArgs {
         if self.socket_buffer < 8 {
             errors.push("LIVEGATE_SOCKET_BUFFER: must be at least 8".to_owned());
         }
+        let drain_window =
+            parse_duration("LIVEGATE_DRAIN_WINDOW", &self.drain_window, &mut errors)
+                .unwrap_or_default();
+        if self.drain_batches == 0 {
+            errors.push("LIVEGATE_DRAIN_BATCHES: must be at least 1".to_owned());
+        }
         if self.max_publication_bytes < 1024 {
             errors.push("LIVEGATE_MAX_PUBLICATION_BYTES: must be at least 1024".to_owned());
         }
@@ -513,6 +535,10 @@ impl ServeArgs {
                 channel_permissions,
                 revocation_ttl,
                 max_publication_bytes: self.max_publication_bytes,
+                drain: crate::drain::DrainSettings {
+                    window: drain_window,
+                    batches: self.drain_batches,
+                },
                 targets_api,
             }),
             _ => Err(ConfigError(errors)),

@@ -9,12 +9,14 @@
 
 use std::sync::Arc;
 
-use livegate_protocol::{EventName, NAMESPACE, Publication, Route};
+use livegate_protocol::chat::CHAT_NAMESPACE;
+use livegate_protocol::{AnyPublication, EventName, NAMESPACE, Publication, Route};
 use serde_json::json;
 use socketioxide::SocketIo;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::chat;
 use crate::engine::{Deliveries, Delivery};
 use crate::metrics::Metrics;
 use crate::node::{Node, now_ms};
@@ -39,8 +41,16 @@ pub async fn run(
             Delivery::Publication {
                 publication,
                 delivered,
+                received,
             } => {
-                deliver(&io, &node, *publication).await;
+                if match *publication {
+                    AnyPublication::Live(p) => deliver(&io, &node, p).await,
+                    AnyPublication::Chat(p) => chat::delivery::deliver(&io, &node, p).await,
+                } {
+                    node.metrics
+                        .publish_to_emit
+                        .observe(received.elapsed().as_secs_f64());
+                }
                 if let Some(ack) = delivered {
                     let _ = ack.send(());
                 }
@@ -50,7 +60,8 @@ pub async fn run(
     }
 }
 
-async fn deliver(io: &SocketIo, node: &Node, mut p: Publication) {
+/// Emits one publication to its rooms; `true` when at least one socket was sent it.
+async fn deliver(io: &SocketIo, node: &Node, mut p: Publication) -> bool {
     if p.event == EventName::SubscriptionClosed {
         fill_ids_from_registry(node, &mut p).await;
     }
@@ -59,9 +70,11 @@ async fn deliver(io: &SocketIo, node: &Node, mut p: Publication) {
         .iter()
         .map(|k| rooms::for_key(p.project_id, k))
         .collect();
-    let Some(ns) = io.of(NAMESPACE) else { return };
+    let Some(ns) = io.of(NAMESPACE) else {
+        return false;
+    };
     if room_names.is_empty() {
-        return;
+        return false;
     }
     let event_id = p
         .event_id
@@ -70,7 +83,7 @@ async fn deliver(io: &SocketIo, node: &Node, mut p: Publication) {
     let payload = p.envelope(&event_id, now_ms());
     let recipients = ns.clone().local().to(room_names.clone()).sockets();
     if recipients.is_empty() {
-        return;
+        return false;
     }
     Metrics::inc(&node.metrics.deliveries, recipients.len() as u64);
     if let Err(e) = ns
@@ -88,13 +101,14 @@ async fn deliver(io: &SocketIo, node: &Node, mut p: Publication) {
                 continue;
             };
             let mut subs = session.subscriptions();
-            for key in &keys {
-                if let Some(room) = subs.remove(key) {
-                    socket.leave(room);
+            for room in &room_names {
+                if subs.remove(room) {
+                    socket.leave(room.clone());
                 }
             }
         }
     }
+    true
 }
 
 /// `subscription.closed` is routed by both ids; the one it lacks comes from the registry.
@@ -126,9 +140,12 @@ async fn fill_ids_from_registry(node: &Node, p: &mut Publication) {
 }
 
 async fn revoke(io: &SocketIo, sid: &str, reason: &str) {
-    let Some(ns) = io.of(NAMESPACE) else { return };
     let room = rooms::for_session(sid);
-    let sockets = ns.local().to(room.clone()).sockets();
+    let sockets: Vec<_> = [NAMESPACE, CHAT_NAMESPACE]
+        .into_iter()
+        .filter_map(|name| io.of(name))
+        .flat_map(|ns| ns.local().to(room.clone()).sockets())
+        .collect();
     if sockets.is_empty() {
         return;
     }

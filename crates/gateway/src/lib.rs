@@ -7,18 +7,22 @@
 //! always project-scoped, rooms ([`rooms`]) of local sockets, once per socket.
 //!
 //! # Where to look
-//! - [`config`]: every flag and `LIVEGATE_*` variable, validated at startup.
-//! - [`server`]: how the pieces are wired, and the shutdown order.
+//! - [`config`]: every flag and `LIVEGATE_*` variable, validated at startup; [`config_file`] the TOML file under them.
+//! - [`server`]: how the pieces are wired, and the shutdown order; [`drain`] the graceful drain.
 //! - [`auth`]: handshake checks and their `connect_error` codes; `livegate-auth` for JWTs.
 //! - [`session`]: `ready`, the per-socket action worker, subscriptions, the idle sweeper.
 //! - [`engine`]: the engine contract; [`engine::embedded`] the in-process engine.
 //! - [`delivery`]: publication → rooms → sockets; `subscription.closed`; revocations.
+//! - [`chat`]: the `/chat` namespace (seed 002) on the same machinery.
 //! - [`http`]: `/healthz`, `/readyz`, `POST /api/v1/publish`, `POST /api/v1/revoke`.
 
 pub mod auth;
+pub mod chat;
 pub mod config;
+pub mod config_file;
 pub mod delivery;
 pub mod dev_token;
+pub mod drain;
 pub mod engine;
 pub mod http;
 pub mod metrics;

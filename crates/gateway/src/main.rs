@@ -2,8 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use livegate_gateway::config::{Cli, Command, Config, DEV_PROJECT_ID, parse_duration};
+use livegate_gateway::config::{Command, Config, DEV_PROJECT_ID, parse_duration};
+use livegate_gateway::config_file::{self, CliError};
 use livegate_gateway::dev_token::DevToken;
 use livegate_gateway::{server, telemetry};
 use tokio::net::TcpListener;
@@ -12,14 +12,18 @@ use tokio_util::sync::CancellationToken;
 const EXIT_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match config_file::parse_cli() {
         Ok(cli) => cli,
-        Err(e) if e.use_stderr() => {
+        Err(CliError::File(e)) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        Err(CliError::Clap(e)) if e.use_stderr() => {
             // A flag or variable that does not parse is a configuration error like any other.
             let _ = e.print();
             return ExitCode::from(EXIT_CONFIG);
         }
-        Err(e) => {
+        Err(CliError::Clap(e)) => {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }

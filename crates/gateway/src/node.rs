@@ -30,6 +30,11 @@ impl Node {
         self.draining.store(true, Ordering::SeqCst);
     }
 
+    /// Whether shutdown has begun: new handshakes are refused and connections are being drained.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
     /// Ready to take connections: not draining, and the engine can do its job.
     pub fn is_ready(&self) -> bool {
         !self.draining.load(Ordering::SeqCst) && self.engine.is_ready()

@@ -1,6 +1,7 @@
 //! Every Socket.IO room name, built here and nowhere else. Channel rooms always start with the
 //! project id, so no emit to a room can cross projects.
 
+use livegate_protocol::chat::ChatTopic;
 use livegate_protocol::{Route, SubscriptionKey};
 use uuid::Uuid;
 
@@ -37,9 +38,32 @@ pub fn keys_for_route(route: &Route) -> Vec<SubscriptionKey> {
     }
 }
 
+/// The room of one chat topic (`global`, `channel:{id}`, `user:{id}`) within a project.
+pub fn for_chat_topic(project_id: Uuid, topic: &ChatTopic) -> String {
+    format!("{project_id}:chat:{}", topic.name())
+}
+
+/// One connection alone (to leave the sender out of a broadcast).
+pub fn for_connection(connection_id: Uuid) -> String {
+    format!("connection:{connection_id}")
+}
+
 /// Every socket of one session (`sid`), whatever its project: revocation is per session.
 pub fn for_session(sid: &str) -> String {
     format!("session:{sid}")
+}
+
+/// What a subscription room is for, as the `channel` label of the `livegate_subscriptions`
+/// gauge: the channel name, or `chat`.
+pub fn subscription_label(room: &str) -> &'static str {
+    let kind = room.split_once(':').map_or("", |(_, rest)| rest);
+    match kind.split_once(':').map_or(kind, |(head, _)| head) {
+        "targets" => "targets",
+        "payment-methods" => "payment-methods",
+        "pr" | "pp" => "payment-requests",
+        "chat" => "chat",
+        _ => "other",
+    }
 }
 
 #[cfg(test)]

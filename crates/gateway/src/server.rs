@@ -1,14 +1,20 @@
 //! Wires the node together: engine, Socket.IO layer (namespace, path, caps, heartbeat), the
 //! delivery task, the idle sweeper and the HTTP routes, then serves until shutdown.
 //!
-//! Shutdown order: `/readyz` fails → Socket.IO sockets are closed (`io.close()`) → the HTTP
-//! server stops → background tasks are cancelled and awaited within a grace period.
+//! Shutdown order (SIGTERM or Ctrl-C cancels `shutdown`):
+//! 1. `/readyz` fails, and new handshakes are refused (503 on the Engine.IO path without a `sid`,
+//!    `unavailable` at the Socket.IO connect);
+//! 2. the drain ([`crate::drain`]) closes the node's TCP connections in batches over
+//!    `LIVEGATE_DRAIN_WINDOW`, so clients see a transport close and reconnect elsewhere; it ends
+//!    early once no socket is left;
+//! 3. what is left is closed (`io.close()`), the HTTP server stops;
+//! 4. background tasks are cancelled and awaited within a grace period.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
+use livegate_protocol::chat::CHAT_NAMESPACE;
 use livegate_protocol::{INBOUND_PACKET_CAP, NAMESPACE, RedisNames, SOCKET_IO_PATH};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::{ParserConfig, SocketIo, TransportType};
@@ -17,13 +23,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, EngineKind};
+use crate::drain::{DrainListener, DrainRegistry};
 use crate::engine::embedded::EmbeddedEngine;
 use crate::engine::redis::{RedisEngine, RedisSettings};
 use crate::engine::{Deliveries, Engine};
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::session::idle;
-use crate::{auth, delivery, http, session};
+use crate::{auth, chat, delivery, drain, http, session};
 
 /// How long background tasks get to finish once the server has stopped.
 const TASK_GRACE: Duration = Duration::from_secs(5);
@@ -81,6 +88,7 @@ pub async fn run(
         .with_state(node.clone())
         .build_layer();
     io.ns(NAMESPACE, session::on_connect.with(auth::authenticate));
+    io.ns(CHAT_NAMESPACE, chat::on_connect.with(auth::authenticate));
 
     let tracker = TaskTracker::new();
     let tasks = shutdown.child_token();
@@ -92,20 +100,41 @@ pub async fn run(
     ));
     tracker.spawn(idle::sweep(io.clone(), node.clone(), tasks.clone()));
 
-    let app = Router::new().merge(http::router(node.clone())).layer(layer);
+    let connections = DrainRegistry::new();
+    let app = Router::new()
+        .merge(http::router(node.clone()))
+        .merge(http::metrics::router(
+            node.clone(),
+            io.clone(),
+            connections.clone(),
+        ))
+        .layer(layer)
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            drain::refuse_new_sessions,
+        ));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, engine = ?node.config.engine, "listening");
-    let listener = listener.tap_io(|tcp| {
-        // axum does not set TCP_NODELAY: without it, Nagle + delayed ACK add ~40 ms per handshake.
-        let _ = tcp.set_nodelay(true);
-    });
+    // Sets TCP_NODELAY on every connection (axum does not) and makes each one closable by the drain.
+    let listener = DrainListener::new(listener, connections.clone());
     let drain_node = node.clone();
     let drain_io = io.clone();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.cancelled().await;
             drain_node.start_draining();
-            tracing::info!("shutting down: closing sockets");
+            let settings = drain_node.config.drain;
+            let started = std::time::Instant::now();
+            tracing::info!(
+                window = ?settings.window,
+                batches = settings.batches,
+                connections = connections.len(),
+                sockets = sockets_on(&drain_io),
+                "shutting down: draining connections"
+            );
+            let closed = drain::drain(&connections, settings, || sockets_on(&drain_io)).await;
+            drain_node.metrics.drained_connections.inc_by(closed as u64);
+            tracing::info!(closed, took = ?started.elapsed(), "drain finished: closing what is left");
             drain_io.close().await;
         })
         .await;
@@ -120,4 +149,12 @@ pub async fn run(
         tracing::warn!("background tasks did not stop within the grace period");
     }
     served
+}
+
+/// Socket.IO sockets on this node, every namespace.
+fn sockets_on(io: &SocketIo) -> usize {
+    io.nsps()
+        .into_iter()
+        .map(|ns| ns.local().sockets().len())
+        .sum()
 }

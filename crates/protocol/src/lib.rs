@@ -17,7 +17,9 @@
 //! - [`redis_names`]: every Redis key and channel name, in one place.
 
 pub mod action;
+pub mod any_publication;
 pub mod channel;
+pub mod chat;
 pub mod error_code;
 pub mod event;
 pub mod field_error;
@@ -29,6 +31,7 @@ pub mod redis_names;
 pub mod target;
 
 pub use action::{Action, ActionError, SubscriptionRequest};
+pub use any_publication::AnyPublication;
 pub use channel::{Channel, SubscriptionKey};
 pub use error_code::{ConnectErrorCode, ErrorCode};
 pub use event::EventName;

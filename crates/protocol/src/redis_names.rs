@@ -7,6 +7,7 @@
 //! | `{prefix}:revoked-session:{sid}` | string, present while a session is revoked |
 //! | `{prefix}:payment-request:{payment_request_id}` | JSON `{project_id, provider_payment_id, status}` |
 //! | `{prefix}:provider-payment:{provider_payment_id}` | JSON `{project_id, payment_request_id}` |
+//! | `{prefix}:chat-members:{project_id}:{channel_id}` | set of the user ids of one chat channel |
 
 use uuid::Uuid;
 
@@ -59,6 +60,10 @@ impl RedisNames {
 
     pub fn payment_request(&self, payment_request_id: Uuid) -> String {
         format!("{}:payment-request:{}", self.prefix, payment_request_id)
+    }
+
+    pub fn chat_members(&self, project_id: Uuid, channel_id: Uuid) -> String {
+        format!("{}:chat-members:{}:{}", self.prefix, project_id, channel_id)
     }
 
     pub fn provider_payment(&self, provider_payment_id: &str) -> String {

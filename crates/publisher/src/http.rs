@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use livegate_protocol::Publication;
+use livegate_protocol::chat::ChatPublication;
 use serde_json::{Value, json};
 
-use crate::{Error, Publisher, ensure_event_id};
+use crate::{Error, Publisher, ensure_chat_event_id, ensure_event_id};
 
 #[derive(Clone)]
 pub struct HttpPublisher {
@@ -54,6 +55,12 @@ impl HttpPublisher {
 impl Publisher for HttpPublisher {
     async fn publish(&self, mut publication: Publication) -> Result<String, Error> {
         let event_id = ensure_event_id(&mut publication);
+        self.post("/api/v1/publish", &publication.to_json()).await?;
+        Ok(event_id)
+    }
+
+    async fn publish_chat(&self, mut publication: ChatPublication) -> Result<String, Error> {
+        let event_id = ensure_chat_event_id(&mut publication);
         self.post("/api/v1/publish", &publication.to_json()).await?;
         Ok(event_id)
     }

@@ -29,6 +29,7 @@ pub mod targets_api;
 use std::future::Future;
 use std::time::Duration;
 
+use livegate_protocol::chat::ChatPublication;
 use livegate_protocol::Publication;
 use livegate_protocol::payment_request::PaymentRequestStatus;
 use serde_json::Value;
@@ -37,6 +38,14 @@ use uuid::Uuid;
 pub use error::Error;
 pub use http::HttpPublisher;
 pub use redis::RedisPublisher;
+
+/// Gives a chat publication its `event_id` if it has none, and returns the id.
+pub fn ensure_chat_event_id(publication: &mut ChatPublication) -> String {
+    publication
+        .event_id
+        .get_or_insert_with(|| Uuid::new_v4().to_string())
+        .clone()
+}
 
 /// Gives a publication its `event_id` if it has none, and returns the id.
 pub fn ensure_event_id(publication: &mut Publication) -> String {
@@ -54,6 +63,16 @@ pub trait Publisher: Send + Sync {
         &self,
         publication: Publication,
     ) -> impl Future<Output = Result<String, Error>> + Send;
+
+    /// Publishes one chat publication (the `/chat` namespace); keeps the chat membership
+    /// registry up to date on the way. Returns its `event_id`.
+    fn publish_chat(
+        &self,
+        publication: ChatPublication,
+    ) -> impl Future<Output = Result<String, Error>> + Send {
+        let _ = publication;
+        async { Err(Error::Unavailable("this publisher does not carry chat events".into())) }
+    }
 
     /// Revokes a session: later handshakes fail with `session_revoked`, and every node
     /// disconnects the session's sockets after sending `session.revoked {reason}`.

@@ -7,14 +7,15 @@
 
 use std::time::Duration;
 
-use fred::interfaces::{ClientLike, KeysInterface, PubsubInterface, TransactionInterface};
+use fred::interfaces::{ClientLike, KeysInterface, PubsubInterface, SetsInterface, TransactionInterface};
 use fred::prelude::Client;
 use fred::types::Expiration;
 use livegate_protocol::payment_request::{PaymentRequestRecord, ProviderPaymentRecord};
+use livegate_protocol::chat::{ChatEvent, ChatPublication};
 use livegate_protocol::{EventName, Publication, RedisNames, Route};
 use serde_json::json;
 
-use crate::{Error, Publisher, ensure_event_id};
+use crate::{Error, Publisher, ensure_chat_event_id, ensure_event_id};
 
 /// How long registry entries live by default: well past any payment request's life.
 pub const DEFAULT_REGISTRY_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -156,6 +157,56 @@ impl Publisher for RedisPublisher {
                 .publish(&channel, payload)
                 .await
                 .map_err(redis_error(&channel))?;
+            let _: fred::types::Value = trx.exec(true).await.map_err(redis_error(&channel))?;
+        }
+        Ok(event_id)
+    }
+
+    async fn publish_chat(&self, mut publication: ChatPublication) -> Result<String, Error> {
+        let event_id = ensure_chat_event_id(&mut publication);
+        let channel = self.names.project_channel(publication.project_id);
+        let members = self.names.chat_members(publication.project_id, publication.channel_id);
+        let payload = publication.to_json().to_string();
+        let user = publication.user_id.clone().unwrap_or_default();
+        // Membership changes travel with the event, in one MULTI (sequentially on a cluster).
+        let publish = |client: &fred::clients::Transaction| {
+            let client = client.clone();
+            let (members, channel, payload, user) = (members.clone(), channel.clone(), payload.clone(), user.clone());
+            let event = publication.event;
+            async move {
+                match event {
+                    ChatEvent::MemberJoined => {
+                        let () = client.sadd(&members, &user).await?;
+                    }
+                    ChatEvent::MemberLeft | ChatEvent::UserKicked | ChatEvent::UserBanned => {
+                        let () = client.srem(&members, &user).await?;
+                    }
+                    ChatEvent::ChannelDeleted => {
+                        let () = client.del(&members).await?;
+                    }
+                    _ => {}
+                }
+                let () = client.publish(&channel, payload).await?;
+                Ok::<(), fred::error::Error>(())
+            }
+        };
+        if self.sharded {
+            match publication.event {
+                ChatEvent::MemberJoined => {
+                    let _: i64 = self.client.sadd(&members, &user).await.map_err(redis_error(&members))?;
+                }
+                ChatEvent::MemberLeft | ChatEvent::UserKicked | ChatEvent::UserBanned => {
+                    let _: i64 = self.client.srem(&members, &user).await.map_err(redis_error(&members))?;
+                }
+                ChatEvent::ChannelDeleted => {
+                    let _: i64 = self.client.del(&members).await.map_err(redis_error(&members))?;
+                }
+                _ => {}
+            }
+            let _: i64 = self.client.spublish(&channel, payload).await.map_err(redis_error(&channel))?;
+        } else {
+            let trx = self.client.multi();
+            publish(&trx).await.map_err(redis_error(&channel))?;
             let _: fred::types::Value = trx.exec(true).await.map_err(redis_error(&channel))?;
         }
         Ok(event_id)

@@ -324,7 +324,7 @@
         "td",
         { class: "name-cell" },
         el("span", { class: "name-text", "data-testid": "target-name", text: t.target_name }),
-        el("span", { class: "sub mono", text: id }),
+        el("span", { class: "sub mono", title: id, text: id.slice(0, 8) }),
       );
     }
 
@@ -346,8 +346,8 @@
       el("td", { class: "kind", text: t.kind }),
       el("td", { class: "mono ext", text: t.external_id }),
       el("td", { class: parent ? "" : "muted", text: parent ? parent.target_name : t.parent_target_id ? short(t.parent_target_id) : "—" }),
-      el("td", { class: "num", text: t.plan_count ?? "—" }),
-      el("td", { class: "num", text: t.participant_count ?? "—" }),
+      el("td", { class: "num", text: count(t.plan_count) }),
+      el("td", { class: "num", text: count(t.participant_count) }),
       el(
         "td",
         {},
@@ -363,6 +363,7 @@
     return tr;
   }
 
+  const count = (n) => (typeof n === "number" ? n.toLocaleString() : "—");
   const cap = (s) => (s ? s[0].toUpperCase() + s.slice(1) : s);
   const short = (id) => `${id.slice(0, 8)}…`;
   const clock = () => new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });

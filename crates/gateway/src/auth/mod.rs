@@ -79,6 +79,12 @@ pub async fn authenticate(
 }
 
 async fn check(auth: Option<&Value>, node: &Node) -> Result<Identity, Rejection> {
+    if node.is_draining() {
+        return Err(Rejection::new(
+            ConnectErrorCode::Unavailable,
+            "this node is shutting down; reconnect to another one",
+        ));
+    }
     let field = |name: &str| auth.and_then(|a| a.get(name)).filter(|v| !v.is_null());
     let (token, project) = match (field("token"), field("project_id")) {
         (Some(t), Some(p)) if t.as_str() != Some("") && p.as_str() != Some("") => (t, p),

@@ -5,13 +5,14 @@
 //! against Redis), so `POST /api/v1/publish` is all a publisher needs. Entries are never evicted:
 //! this engine is for development and single-node setups, not for millions of requests.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use livegate_protocol::payment_request::{PaymentRequestRecord, ProviderPaymentRecord};
-use livegate_protocol::{Publication, Route};
+use livegate_protocol::chat::{ChatEvent, ChatPublication};
+use livegate_protocol::{AnyPublication, Publication, Route};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -28,6 +29,8 @@ struct Registry {
     provider_payments: HashMap<String, ProviderPaymentRecord>,
     /// sid → when the revocation lapses.
     revoked: HashMap<String, Instant>,
+    /// (project, chat channel) → member user ids.
+    chat_members: HashMap<(Uuid, Uuid), HashSet<String>>,
 }
 
 impl EmbeddedEngine {
@@ -48,6 +51,26 @@ impl EmbeddedEngine {
 
     fn registry_mut(&self) -> std::sync::RwLockWriteGuard<'_, Registry> {
         self.registry.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The chat membership a publication implies (what the publisher library keeps in Redis).
+    fn record_membership(&self, p: &ChatPublication) {
+        let key = (p.project_id, p.channel_id);
+        let mut reg = self.registry_mut();
+        match (p.event, &p.user_id) {
+            (ChatEvent::MemberJoined, Some(user)) => {
+                reg.chat_members.entry(key).or_default().insert(user.clone());
+            }
+            (ChatEvent::MemberLeft | ChatEvent::UserKicked | ChatEvent::UserBanned, Some(user)) => {
+                if let Some(members) = reg.chat_members.get_mut(&key) {
+                    members.remove(user);
+                }
+            }
+            (ChatEvent::ChannelDeleted, _) => {
+                reg.chat_members.remove(&key);
+            }
+            _ => {}
+        }
     }
 
     /// What the publisher library writes to Redis before publishing, done in memory.
@@ -97,13 +120,17 @@ impl EmbeddedEngine {
 
 #[async_trait]
 impl Engine for EmbeddedEngine {
-    async fn publish(&self, publication: Publication) -> Result<(), EngineError> {
-        self.record(&publication);
+    async fn publish(&self, publication: AnyPublication) -> Result<(), EngineError> {
+        match &publication {
+            AnyPublication::Live(p) => self.record(p),
+            AnyPublication::Chat(p) => self.record_membership(p),
+        }
         let (delivered, done) = oneshot::channel();
         self.deliveries
             .send(Delivery::Publication {
                 publication: Box::new(publication),
                 delivered: Some(delivered),
+                received: Instant::now(),
             })
             .await
             .map_err(|_| EngineError::Unavailable("the delivery task has stopped".into()))?;
@@ -127,6 +154,14 @@ impl Engine for EmbeddedEngine {
         id: &str,
     ) -> Result<Option<ProviderPaymentRecord>, EngineError> {
         Ok(self.registry().provider_payments.get(id).cloned())
+    }
+
+    async fn is_chat_member(&self, project_id: Uuid, channel_id: Uuid, user_id: &str) -> Result<bool, EngineError> {
+        Ok(self
+            .registry()
+            .chat_members
+            .get(&(project_id, channel_id))
+            .is_some_and(|m| m.contains(user_id)))
     }
 
     async fn is_session_revoked(&self, sid: &str) -> Result<bool, EngineError> {
@@ -205,7 +240,7 @@ mod tests {
             delivered
         });
         engine
-            .publish(updated("pending"))
+            .publish(updated("pending").into())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let id = Uuid::parse_str(PR).unwrap_or_default();
@@ -220,7 +255,7 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         engine
-            .publish(closed)
+            .publish(closed.into())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let rec = engine.payment_request(id).await.ok().flatten();

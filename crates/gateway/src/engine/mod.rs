@@ -16,6 +16,8 @@
 //! - **Project interest.** [`Engine::acquire_project`] resolves only once publications of the
 //!   project flow to this node (so nothing published after `subscribed` is missed); each success
 //!   is paired with one [`Engine::release_project`]. [`ProjectLease`] does the pairing.
+//! - **Chat membership** (`/chat`) is kept from `member_joined`, `member_left`, `user_kicked`,
+//!   `user_banned` and `channel_deleted` publications, like the payment-request registry.
 //! - **Registries and revocations** are read with a short timeout; an error means "cannot tell
 //!   now", and callers fail closed (`unavailable`, `subscription_failed`).
 
@@ -27,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use livegate_protocol::Publication;
+use livegate_protocol::AnyPublication;
 use livegate_protocol::payment_request::{PaymentRequestRecord, ProviderPaymentRecord};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -36,10 +38,12 @@ use uuid::Uuid;
 #[derive(Debug)]
 pub enum Delivery {
     /// A validated publication for a project this node holds sockets of. `delivered`, when set,
-    /// is told once the node has emitted it to its sockets.
+    /// is told once the node has emitted it to its sockets. `received` is when this node got it
+    /// (publications carry no timestamp): the start of the publish→emit latency metric.
     Publication {
-        publication: Box<Publication>,
+        publication: Box<AnyPublication>,
         delivered: Option<oneshot::Sender<()>>,
+        received: std::time::Instant,
     },
     /// Every socket of this session, on every node, is told and disconnected.
     SessionRevoked { sid: String, reason: String },
@@ -60,7 +64,7 @@ pub enum EngineError {
 #[async_trait]
 pub trait Engine: Send + Sync + 'static {
     /// Publishes to every node (registries first, see the contract above).
-    async fn publish(&self, publication: Publication) -> Result<(), EngineError>;
+    async fn publish(&self, publication: AnyPublication) -> Result<(), EngineError>;
 
     /// Starts receiving the project's publications; resolves once they flow.
     async fn acquire_project(&self, project_id: Uuid) -> Result<(), EngineError>;
@@ -76,6 +80,9 @@ pub trait Engine: Send + Sync + 'static {
     ) -> Result<Option<ProviderPaymentRecord>, EngineError>;
 
     async fn is_session_revoked(&self, sid: &str) -> Result<bool, EngineError>;
+
+    /// Whether a user belongs to a chat channel of a project (the membership registry).
+    async fn is_chat_member(&self, project_id: Uuid, channel_id: Uuid, user_id: &str) -> Result<bool, EngineError>;
 
     /// Marks the session revoked for `ttl` and tells every node to disconnect its sockets.
     async fn revoke_session(

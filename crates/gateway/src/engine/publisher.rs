@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use livegate_protocol::Publication;
-use livegate_publisher::{Error, Publisher, ensure_event_id};
+use livegate_protocol::chat::ChatPublication;
+use livegate_publisher::{Error, Publisher, ensure_chat_event_id, ensure_event_id};
 
 use super::Engine;
 
@@ -24,7 +25,16 @@ impl Publisher for EnginePublisher {
     async fn publish(&self, mut publication: Publication) -> Result<String, Error> {
         let event_id = ensure_event_id(&mut publication);
         self.engine
-            .publish(publication)
+            .publish(publication.into())
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        Ok(event_id)
+    }
+
+    async fn publish_chat(&self, mut publication: ChatPublication) -> Result<String, Error> {
+        let event_id = ensure_chat_event_id(&mut publication);
+        self.engine
+            .publish(publication.into())
             .await
             .map_err(|e| Error::Unavailable(e.to_string()))?;
         Ok(event_id)

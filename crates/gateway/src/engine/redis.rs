@@ -18,13 +18,13 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use fred::interfaces::{ClientLike, EventInterface, KeysInterface, PubsubInterface};
+use fred::interfaces::{ClientLike, EventInterface, KeysInterface, PubsubInterface, SetsInterface};
 use fred::prelude::{Builder, Client, Config as FredConfig, ReconnectPolicy};
 use livegate_protocol::payment_request::{PaymentRequestRecord, ProviderPaymentRecord};
-use livegate_protocol::{Publication, RedisNames};
+use livegate_protocol::{AnyPublication, RedisNames};
 use livegate_publisher::{Publisher, RedisPublisher};
 use serde::Deserialize;
 use tokio::sync::{broadcast::error::RecvError, mpsc};
@@ -149,7 +149,7 @@ impl Inner {
                 match messages.recv().await {
                     Ok(message) => me.on_message(&message.channel, message.value).await,
                     Err(RecvError::Lagged(n)) => {
-                        Metrics::inc(&me.metrics.publications_dropped, n);
+                        Metrics::inc(&me.metrics.publications_dropped.reason("lagged"), n);
                         tracing::warn!(
                             lost = n,
                             "the Redis message stream lagged: publications lost"
@@ -284,6 +284,7 @@ impl Inner {
             return;
         };
         Metrics::inc(&self.metrics.publications_received, 1);
+        let received = Instant::now();
         if bytes.len() > self.settings.max_publication_bytes {
             self.drop_publication(
                 channel,
@@ -292,14 +293,14 @@ impl Inner {
             );
             return;
         }
-        let publication = match Publication::parse(&bytes) {
+        let publication = match AnyPublication::parse(&bytes) {
             Ok(p) => p,
             Err(e) => {
                 self.drop_publication(channel, e.reason(), &e.to_string());
                 return;
             }
         };
-        if publication.project_id != project_id {
+        if publication.project_id() != project_id {
             self.drop_publication(
                 channel,
                 "project_mismatch",
@@ -312,6 +313,7 @@ impl Inner {
             .send(Delivery::Publication {
                 publication: Box::new(publication),
                 delivered: None,
+                received,
             })
             .await
             .is_err()
@@ -321,7 +323,7 @@ impl Inner {
     }
 
     fn drop_publication(&self, channel: &str, reason: &str, detail: &str) {
-        Metrics::inc(&self.metrics.publications_dropped, 1);
+        Metrics::inc(&self.metrics.publications_dropped.reason(reason), 1);
         tracing::warn!(channel, reason, detail, "dropped an invalid publication");
     }
 
@@ -442,7 +444,13 @@ impl Inner {
 
 #[async_trait]
 impl Engine for RedisEngine {
-    async fn publish(&self, publication: Publication) -> Result<(), EngineError> {
+    async fn publish(&self, publication: AnyPublication) -> Result<(), EngineError> {
+        let publication = match publication {
+            AnyPublication::Live(p) => p,
+            AnyPublication::Chat(p) => {
+                return self.inner.publisher.publish_chat(p).await.map(|_| ()).map_err(unavailable);
+            }
+        };
         self.inner
             .publisher
             .publish(publication)
@@ -472,6 +480,11 @@ impl Engine for RedisEngine {
         self.inner
             .get_json(self.inner.settings.names.provider_payment(id))
             .await
+    }
+
+    async fn is_chat_member(&self, project_id: Uuid, channel_id: Uuid, user_id: &str) -> Result<bool, EngineError> {
+        let key = self.inner.settings.names.chat_members(project_id, channel_id);
+        self.inner.commands.sismember(&key, user_id).await.map_err(unavailable)
     }
 
     async fn is_session_revoked(&self, sid: &str) -> Result<bool, EngineError> {

@@ -9,7 +9,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
 use axum::{Json, Router};
-use livegate_protocol::{FieldError, Publication};
+use livegate_protocol::{AnyPublication, FieldError};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -59,14 +59,14 @@ async fn publish(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     authorize(&node, &headers)?;
     let raw = body(&node, raw)?;
-    Metrics::inc(&node.metrics.publications_received, 1);
-    let mut publication = Publication::parse(&raw).inspect_err(|e| {
-        Metrics::inc(&node.metrics.publications_dropped, 1);
+    Metrics::inc(&node.metrics.api_publications, 1);
+    let mut publication = AnyPublication::parse(&raw).inspect_err(|e| {
+        Metrics::inc(&node.metrics.publications_dropped.reason(e.reason()), 1);
         tracing::info!(reason = e.reason(), error = %e, "refused a publication");
     })?;
     // Assigned here, once, so every node that emits it stamps the same id.
     let event_id = publication
-        .event_id
+        .event_id_mut()
         .get_or_insert_with(|| Uuid::new_v4().to_string())
         .clone();
     node.engine.publish(publication).await?;

@@ -105,7 +105,7 @@ async fn subscribe(
     let ack = SubscriptionAck::new(project_id, &req);
     {
         let subs = session.subscriptions();
-        if subs.contains(&req.key) {
+        if subs.contains(&rooms::for_key(project_id, &req.key)) {
             return vec![Reply::Message(SystemMessage::Subscribed(ack))];
         }
         let limit = node.config.max_subscriptions;
@@ -163,7 +163,7 @@ async fn subscribe(
     let room = rooms::for_key(project_id, &req.key);
     if !session
         .subscriptions()
-        .insert(req.key.clone(), room.clone(), lease)
+        .insert(room.clone(), lease)
     {
         return vec![];
     }
@@ -172,7 +172,7 @@ async fn subscribe(
     let mut replies = vec![Reply::Message(SystemMessage::Subscribed(ack))];
 
     if let Some((id, record)) = known.filter(|(_, r)| r.status.is_terminal()) {
-        if session.subscriptions().remove(&req.key).is_some() {
+        if session.subscriptions().remove(&room) {
             socket.leave(room);
         }
         replies.push(Reply::Event(
@@ -198,7 +198,8 @@ fn unsubscribe(
             "unsubscribe",
         );
     }
-    if let Some(room) = session.subscriptions().remove(&req.key) {
+    let room = rooms::for_key(session.project_id(), &req.key);
+    if session.subscriptions().remove(&room) {
         socket.leave(room);
     }
     Reply::Message(SystemMessage::Unsubscribed(SubscriptionAck::new(

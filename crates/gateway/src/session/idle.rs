@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use livegate_protocol::NAMESPACE;
+use livegate_protocol::chat::CHAT_NAMESPACE;
 use socketioxide::SocketIo;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -30,9 +31,12 @@ pub async fn sweep(io: SocketIo, node: Arc<Node>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        let Some(ns) = io.of(NAMESPACE) else { continue };
         let now = monotonic_ms();
-        for socket in ns.sockets() {
+        let sockets = [NAMESPACE, CHAT_NAMESPACE]
+            .into_iter()
+            .filter_map(|name| io.of(name))
+            .flat_map(|ns| ns.sockets());
+        for socket in sockets {
             let Some(session) = socket.extensions.get::<Arc<Session>>() else {
                 continue;
             };

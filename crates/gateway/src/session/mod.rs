@@ -38,8 +38,6 @@ pub fn action_queue_capacity(max_subscriptions: usize) -> usize {
 pub struct Session {
     pub connection_id: Uuid,
     pub identity: Identity,
-    /// Channels this connection may use (enabled on the node and permitted to the user).
-    pub channels: Vec<Channel>,
     last_activity_ms: AtomicU64,
     subscriptions: Mutex<Subscriptions>,
     actions: Mutex<Option<mpsc::Sender<Value>>>,
@@ -94,19 +92,12 @@ pub fn permitted(node: &Node, permissions: &[String], channel: Channel) -> bool 
     }
 }
 
-/// The connect handler: runs once the middleware accepted the handshake.
+/// The connect handler of `/v2/live-updates`: runs once the middleware accepted the handshake.
 pub fn on_connect(
     socket: SocketRef,
     State(node): State<Arc<Node>>,
     Extension(identity): Extension<Identity>,
 ) -> Ready<()> {
-    let connection_id = Uuid::new_v4();
-    let span = tracing::info_span!(
-        "socket",
-        connection_id = %connection_id,
-        project_id = %identity.project_id,
-        user_id = %identity.claims.sub,
-    );
     let channels = node
         .config
         .channels
@@ -114,11 +105,44 @@ pub fn on_connect(
         .copied()
         .filter(|c| permitted(&node, &identity.claims.permissions, *c))
         .collect::<Vec<_>>();
+    start(
+        socket,
+        node,
+        identity,
+        move |connection_id| SystemMessage::Ready {
+            connection_id,
+            channels,
+        },
+        actions::run,
+    )
+}
+
+/// Opens a session on an accepted socket, for any namespace: registers the handlers, joins the
+/// session room, sends the namespace's `ready` and spawns its action `worker`.
+pub fn start<R, W, Fut>(
+    socket: SocketRef,
+    node: Arc<Node>,
+    identity: Identity,
+    ready_message: impl FnOnce(Uuid) -> R,
+    worker: W,
+) -> Ready<()>
+where
+    R: serde::Serialize,
+    W: FnOnce(SocketRef, Arc<Session>, Arc<Node>, mpsc::Receiver<Value>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let connection_id = Uuid::new_v4();
+    let span = tracing::info_span!(
+        "socket",
+        connection_id = %connection_id,
+        project_id = %identity.project_id,
+        user_id = %identity.claims.sub,
+        ns = %socket.ns(),
+    );
     let (tx, rx) = mpsc::channel(action_queue_capacity(node.config.max_subscriptions));
     let session = Arc::new(Session {
         connection_id,
         identity,
-        channels: channels.clone(),
         last_activity_ms: AtomicU64::new(monotonic_ms()),
         subscriptions: Mutex::new(Subscriptions::default()),
         actions: Mutex::new(Some(tx)),
@@ -167,14 +191,10 @@ pub fn on_connect(
         let _enter = span.enter();
         tracing::info!(sid = %session.identity.claims.sid, "connected");
     }
-    let ready_message = SystemMessage::Ready {
-        connection_id,
-        channels,
-    };
-    if let Err(e) = socket.emit("message", &ready_message) {
+    if let Err(e) = socket.emit("message", &ready_message(connection_id)) {
         let _enter = span.enter();
         tracing::debug!(error = %e, "could not send ready");
     }
-    tokio::spawn(actions::run(socket, session, node, rx).instrument(span));
+    tokio::spawn(worker(socket, session, node, rx).instrument(span));
     ready(())
 }

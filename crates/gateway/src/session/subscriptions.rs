@@ -1,23 +1,22 @@
-//! The subscriptions one socket holds: each key once, with the room it joined, and the project
-//! lease that keeps publications flowing while at least one is held.
+//! The subscriptions one socket holds, by the room each joined (room names are unique per
+//! subscription key and project-scoped, see `rooms.rs`), and the project lease that keeps
+//! publications flowing while at least one is held.
 
-use std::collections::HashMap;
-
-use livegate_protocol::SubscriptionKey;
+use std::collections::HashSet;
 
 use crate::engine::ProjectLease;
 
 #[derive(Debug, Default)]
 pub struct Subscriptions {
-    rooms: HashMap<SubscriptionKey, String>,
+    rooms: HashSet<String>,
     lease: Option<ProjectLease>,
     /// Set once the socket is gone: nothing may be added after.
     closed: bool,
 }
 
 impl Subscriptions {
-    pub fn contains(&self, key: &SubscriptionKey) -> bool {
-        self.rooms.contains_key(key)
+    pub fn contains(&self, room: &str) -> bool {
+        self.rooms.contains(room)
     }
 
     pub fn len(&self) -> usize {
@@ -28,34 +27,34 @@ impl Subscriptions {
         self.rooms.is_empty()
     }
 
+    /// The rooms held (for the `livegate_subscriptions` gauge).
+    pub fn rooms(&self) -> impl Iterator<Item = &str> {
+        self.rooms.iter().map(String::as_str)
+    }
+
     pub fn has_lease(&self) -> bool {
         self.lease.is_some()
     }
 
     /// Records a subscription. Returns `false` (and drops the lease offered) once closed.
-    pub fn insert(
-        &mut self,
-        key: SubscriptionKey,
-        room: String,
-        lease: Option<ProjectLease>,
-    ) -> bool {
+    pub fn insert(&mut self, room: String, lease: Option<ProjectLease>) -> bool {
         if self.closed {
             return false;
         }
         if self.lease.is_none() {
             self.lease = lease;
         }
-        self.rooms.insert(key, room);
+        self.rooms.insert(room);
         true
     }
 
-    /// Forgets a subscription; the last one releases the lease. Returns the room to leave.
-    pub fn remove(&mut self, key: &SubscriptionKey) -> Option<String> {
-        let room = self.rooms.remove(key);
+    /// Forgets a subscription; the last one releases the lease. `true` if it was held.
+    pub fn remove(&mut self, room: &str) -> bool {
+        let held = self.rooms.remove(room);
         if self.rooms.is_empty() {
             self.lease = None;
         }
-        room
+        held
     }
 
     /// Forgets everything (the socket is gone) and releases the lease.
@@ -71,13 +70,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_are_held_once_and_removed_once() {
+    fn rooms_are_held_once_and_removed_once() {
         let mut s = Subscriptions::default();
-        assert!(s.insert(SubscriptionKey::Targets, "r1".into(), None));
-        assert!(s.insert(SubscriptionKey::Targets, "r1".into(), None));
+        assert!(s.insert("r1".into(), None));
+        assert!(s.insert("r1".into(), None));
         assert_eq!(s.len(), 1);
-        assert_eq!(s.remove(&SubscriptionKey::Targets), Some("r1".into()));
-        assert_eq!(s.remove(&SubscriptionKey::Targets), None);
+        assert!(s.remove("r1"));
+        assert!(!s.remove("r1"));
         assert!(s.is_empty());
     }
 
@@ -85,7 +84,7 @@ mod tests {
     fn nothing_is_added_after_close() {
         let mut s = Subscriptions::default();
         s.close();
-        assert!(!s.insert(SubscriptionKey::PaymentMethods, "r".into(), None));
+        assert!(!s.insert("r".into(), None));
         assert!(s.is_empty());
     }
 }

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use livegate_protocol::{Publication, RedisNames};
+use livegate_protocol::{AnyPublication, RedisNames};
 use livegate_publisher::{Error, HttpPublisher, Publisher, RedisPublisher, redis};
 
 #[derive(Parser)]
@@ -101,8 +101,10 @@ async fn execute(publisher: &impl Publisher, command: Command) -> Result<(), Err
             } else {
                 json
             };
-            let publication = Publication::parse(text.as_bytes())?;
-            let event_id = publisher.publish(publication).await?;
+            let event_id = match AnyPublication::parse(text.as_bytes())? {
+                AnyPublication::Live(p) => publisher.publish(p).await?,
+                AnyPublication::Chat(p) => publisher.publish_chat(p).await?,
+            };
             println!("{event_id}");
         }
         Command::Revoke { sid, reason, ttl } => {

@@ -1,0 +1,217 @@
+//! The chat action worker of one socket: answers `subscribe`/`unsubscribe`/`ping` in order, and
+//! turns a member's `typing` into a `user_typing` publication for the channel's other
+//! subscribers. Errors use the live-updates codes and `meta` rules.
+//!
+//! Typing is rate-limited per socket: a bucket of [`TYPING_BURST`] refilled at
+//! [`TYPING_PER_SECOND`]; extra typing actions are dropped silently (they are ephemeral).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use livegate_protocol::chat::{ChatAction, ChatEvent, ChatPublication, ChatTopic};
+use livegate_protocol::{AnyPublication, ErrorCode, ErrorMeta, SystemMessage};
+use serde_json::{json, Map, Value};
+use socketioxide::extract::SocketRef;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::engine::{EngineError, ProjectLease};
+use crate::node::{now_ms, Node};
+use crate::rooms;
+use crate::session::Session;
+
+/// Typing actions a socket may send at once.
+pub const TYPING_BURST: f64 = 2.0;
+/// Typing actions a socket may send per second, sustained.
+pub const TYPING_PER_SECOND: f64 = 2.0;
+
+/// A token bucket for typing actions.
+struct TypingBucket {
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl TypingBucket {
+    fn new() -> Self {
+        TypingBucket {
+            tokens: TYPING_BURST,
+            refilled: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * TYPING_PER_SECOND).min(TYPING_BURST);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+pub async fn run(socket: SocketRef, session: Arc<Session>, node: Arc<Node>, mut frames: mpsc::Receiver<Value>) {
+    socket.join(rooms::for_connection(session.connection_id));
+    let mut typing = TypingBucket::new();
+    while let Some(frame) = frames.recv().await {
+        if let Some(reply) = handle(&socket, &session, &node, &mut typing, frame).await {
+            if let Err(e) = socket.emit("message", &reply) {
+                tracing::debug!(error = %e, "could not answer an action");
+            }
+        }
+    }
+}
+
+fn error(code: ErrorCode, message: impl Into<String>, channel: &str, action: &str) -> Value {
+    json!(SystemMessage::error(
+        code,
+        message,
+        ErrorMeta {
+            channel: Some(channel.to_owned()),
+            action: Some(action.to_owned()),
+            errors: None,
+        },
+    ))
+}
+
+fn ack(event: &str, channel: &str, project_id: Uuid) -> Value {
+    json!({"event": event, "channel": channel, "project_id": project_id})
+}
+
+async fn handle(
+    socket: &SocketRef,
+    session: &Session,
+    node: &Node,
+    typing: &mut TypingBucket,
+    frame: Value,
+) -> Option<Value> {
+    let action = match ChatAction::parse(&frame) {
+        Ok(a) => a,
+        Err(e) => return Some(json!(SystemMessage::from(e))),
+    };
+    match action {
+        ChatAction::Ping { timestamp } => Some(json!(SystemMessage::Pong {
+            timestamp: now_ms(),
+            received_timestamp: timestamp,
+        })),
+        ChatAction::Subscribe { topic, channel } => Some(subscribe(socket, session, node, topic, &channel).await),
+        ChatAction::Unsubscribe { topic, channel } => {
+            let room = rooms::for_chat_topic(session.project_id(), &topic);
+            if session.subscriptions().remove(&room) {
+                socket.leave(room);
+            }
+            Some(ack("unsubscribed", &channel, session.project_id()))
+        }
+        ChatAction::Typing { channel_id, is_typing } => {
+            typing_action(session, node, typing, channel_id, is_typing).await
+        }
+    }
+}
+
+/// Whether the socket's user may hear a topic.
+async fn authorized(session: &Session, node: &Node, topic: &ChatTopic) -> Result<bool, EngineError> {
+    match topic {
+        ChatTopic::Global => Ok(true),
+        ChatTopic::User(user) => Ok(*user == session.identity.claims.sub),
+        ChatTopic::Channel(id) => {
+            node.engine
+                .is_chat_member(session.project_id(), *id, &session.identity.claims.sub)
+                .await
+        }
+    }
+}
+
+async fn subscribe(socket: &SocketRef, session: &Session, node: &Node, topic: ChatTopic, channel: &str) -> Value {
+    const ACTION: &str = "subscribe";
+    let project_id = session.project_id();
+    let room = rooms::for_chat_topic(project_id, &topic);
+    {
+        let subs = session.subscriptions();
+        if subs.contains(&room) {
+            return ack("subscribed", channel, project_id);
+        }
+        let limit = node.config.max_subscriptions;
+        if subs.len() >= limit {
+            return error(
+                ErrorCode::SubscriptionFailed,
+                format!("subscription limit reached: a connection may hold at most {limit} subscriptions"),
+                channel,
+                ACTION,
+            );
+        }
+    }
+    match authorized(session, node, &topic).await {
+        Ok(true) => {}
+        Ok(false) => return error(ErrorCode::Forbidden, format!("{channel} is not yours to hear"), channel, ACTION),
+        Err(e) => {
+            tracing::warn!(error = %e, "membership lookup failed");
+            return error(ErrorCode::SubscriptionFailed, "the registry is unavailable; retry later", channel, ACTION);
+        }
+    }
+    let lease = if session.subscriptions().has_lease() {
+        None
+    } else {
+        match ProjectLease::acquire(node.engine.clone(), project_id).await {
+            Ok(lease) => Some(lease),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot receive the project's publications");
+                return error(
+                    ErrorCode::SubscriptionFailed,
+                    "cannot receive this project's events right now; retry later",
+                    channel,
+                    ACTION,
+                );
+            }
+        }
+    };
+    if session.subscriptions().insert(room.clone(), lease) {
+        socket.join(room);
+    }
+    ack("subscribed", channel, project_id)
+}
+
+async fn typing_action(
+    session: &Session,
+    node: &Node,
+    bucket: &mut TypingBucket,
+    channel_id: Uuid,
+    is_typing: bool,
+) -> Option<Value> {
+    let channel = ChatTopic::Channel(channel_id).name();
+    let claims = &session.identity.claims;
+    match node.engine.is_chat_member(session.project_id(), channel_id, &claims.sub).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return Some(error(ErrorCode::Forbidden, "only members of the channel may type in it", &channel, "typing"));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "membership lookup failed: typing dropped");
+            return None;
+        }
+    }
+    if !bucket.take() {
+        tracing::debug!("typing rate limit: dropped");
+        return None;
+    }
+    let mut data = Map::new();
+    data.insert("channel_id".into(), json!(channel_id));
+    data.insert("user_id".into(), json!(claims.sub));
+    data.insert("username".into(), json!(claims.name.clone().unwrap_or_else(|| claims.sub.clone())));
+    data.insert("is_typing".into(), json!(is_typing));
+    let publication = ChatPublication {
+        event: ChatEvent::UserTyping,
+        project_id: session.project_id(),
+        event_id: Some(Uuid::new_v4().to_string()),
+        data,
+        channel_id,
+        user_id: Some(claims.sub.clone()),
+        origin_connection: Some(session.connection_id.to_string()),
+    };
+    if let Err(e) = node.engine.publish(AnyPublication::Chat(publication)).await {
+        tracing::warn!(error = %e, "typing could not be published");
+    }
+    None
+}

@@ -1,0 +1,42 @@
+//! The `/chat` namespace (seed 002, `docs/chat.md`): the same nodes, engines, handshake and
+//! session machinery as live updates, with its own topics (`global`, `channel:{id}`,
+//! `user:{id}`), membership-based authorization, client `typing` and the `{type, timestamp,
+//! data}` envelope.
+//!
+//! - [`actions`]: the chat action worker (subscribe, unsubscribe, ping, typing).
+//! - [`delivery`]: chat publication → topic rooms, moderation dual delivery, subscription ends.
+
+pub mod actions;
+pub mod delivery;
+
+use std::future::Ready;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use socketioxide::extract::{Extension, SocketRef, State};
+
+use crate::auth::Identity;
+use crate::node::Node;
+use crate::session;
+
+/// The connect handler of `/chat`.
+pub fn on_connect(
+    socket: SocketRef,
+    State(node): State<Arc<Node>>,
+    Extension(identity): Extension<Identity>,
+) -> Ready<()> {
+    let own = format!("user:{}", identity.claims.sub);
+    session::start(
+        socket,
+        node,
+        identity,
+        move |connection_id| -> Value {
+            json!({
+                "event": "ready",
+                "connection_id": connection_id,
+                "channels": ["global", "channel:{channel_id}", own],
+            })
+        },
+        actions::run,
+    )
+}
