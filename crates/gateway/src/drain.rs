@@ -296,6 +296,9 @@ fn opens_a_session(uri: &axum::http::Uri) -> bool {
     on_socket_io && !has_sid
 }
 
+/// How often the drain checks, between two batches, whether any socket is left.
+const SOCKET_POLL: Duration = Duration::from_millis(100);
+
 /// Closes the registry's connections in `settings.batches` batches spread over
 /// `settings.window`, then every connection still open. `sockets_left` says how many Socket.IO
 /// sockets the node still holds: once it is zero the rest is closed at once, without waiting
@@ -324,7 +327,11 @@ pub async fn drain(
             "drain: closed a batch of connections"
         );
         if batch + 1 < batches {
-            tokio::time::sleep(interval).await;
+            // Wait for the next batch, but stop waiting as soon as the last socket is gone.
+            let next = tokio::time::Instant::now() + interval;
+            while tokio::time::Instant::now() < next && sockets_left() > 0 {
+                tokio::time::sleep_until(next.min(tokio::time::Instant::now() + SOCKET_POLL)).await;
+            }
         }
     }
     closed + registry.close_all()
@@ -369,17 +376,19 @@ mod tests {
         assert!(server.inner.nodelay().expect("nodelay readable"));
         assert_eq!(registry.len(), 1);
 
+        let (first_tx, first_rx) = tokio::sync::oneshot::channel();
         let reader = tokio::spawn(async move {
             let mut buf = [0u8; 16];
             let first = server.read(&mut buf).await.map(|n| buf[..n].to_vec());
-            let second = server.read(&mut buf).await;
-            (first, second.map_err(|e| e.kind()))
+            let _ = first_tx.send(first);
+            server.read(&mut buf).await.map_err(|e| e.kind())
         });
         client.write_all(b"ping").await.expect("write");
-        // The reader is parked on an idle socket when the drain closes it.
-        assert_eq!(registry.close_some(10), 1);
-        let (first, second) = reader.await.expect("reader task");
+        let first = first_rx.await.expect("reader sends its first read");
         assert_eq!(first.expect("first read"), b"ping".to_vec());
+        // The reader is now parked on an idle socket when the drain closes it.
+        assert_eq!(registry.close_some(10), 1);
+        let second = reader.await.expect("reader task");
         assert_eq!(second, Err(io::ErrorKind::ConnectionAborted));
         // The stream was dropped with the task: the registry is empty, the client sees EOF.
         assert!(registry.is_empty());

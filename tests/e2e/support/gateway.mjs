@@ -199,6 +199,10 @@ export async function startGateway(env = {}, { name = "gateway" } = {}) {
         headers: key === null ? {} : { authorization: `Bearer ${key}` },
       });
     },
+    /** Send a signal (SIGTERM starts the graceful drain); `exited` resolves {code, signal}. */
+    kill(signal = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    },
     async stop() {
       for (const s of sockets) s.close();
       sockets.clear();
