@@ -156,4 +156,14 @@ livegate (development mode, {engine:?} engine) is listening on {url}
                 "is_enabled":true,"parent_target_id":null}}}}'
 "#
     );
+    if config.targets_api.is_some() {
+        println!(
+            r#"  Admin page  {url}/   (a live table of the dev project's targets)
+  Targets API {url}/v2/projects/{DEV_PROJECT_ID}/targets   (Authorization: Bearer <dev token>)
+  Create:     curl -X POST {url}/v2/projects/{DEV_PROJECT_ID}/targets -H 'Authorization: Bearer <dev token>' \
+                -H 'Content-Type: application/json' \
+                -d '{{"target_name":"My Server","platform":"discord","kind":"guild","external_id":"123"}}'
+"#
+        );
+    }
 }
