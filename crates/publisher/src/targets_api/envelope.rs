@@ -71,15 +71,15 @@ struct Envelope<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<ErrorDetail<'a>>,
+    error: Option<ErrorDetail>,
 }
 
 #[derive(Serialize)]
-struct ErrorDetail<'a> {
+struct ErrorDetail {
     code: &'static str,
     message: String,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    errors: &'a [FieldError],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<FieldError>,
 }
 
 impl RequestMeta {
@@ -96,7 +96,7 @@ impl RequestMeta {
             data: None,
             error: None,
         };
-        let status = match &result {
+        let status = match result {
             Ok(Reply::NoContent) => {
                 return self.with_request_id(StatusCode::NO_CONTENT.into_response());
             }
@@ -106,18 +106,18 @@ impl RequestMeta {
                 message,
                 data,
             }) => {
-                envelope.total = *total;
-                envelope.message.clone_from(message);
-                envelope.data = Some(data.clone());
-                *status
+                envelope.total = total;
+                envelope.message = message;
+                envelope.data = Some(data);
+                status
             }
             Err(error) => {
                 let (status, code) = error.wire();
-                self.log(error, status);
+                self.log(&error, status);
                 envelope.error = Some(ErrorDetail {
                     code,
                     message: error.to_string(),
-                    errors: error.field_errors(),
+                    errors: error.field_errors().to_vec(),
                 });
                 status
             }
