@@ -6,7 +6,8 @@ E2E := tests/e2e
 BROWSER := tests/browser
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help run build test test-unit test-e2e e2e-deps test-browser browser-deps lint fmt clean
+.PHONY: help run build test test-unit test-e2e e2e-deps test-browser browser-deps lint fmt clean deploy-check cluster cluster-smoke nginx-dep
+DEPLOY_VENV := $(CURDIR)/.venv-deploy
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -17,7 +18,7 @@ run: ## the gateway on the embedded engine (no Redis) with the targets REST API 
 build: ## build every crate
 	$(CARGO) build --workspace
 
-test: test-unit test-e2e test-browser ## unit tests, then end-to-end tests against the real binary, then the admin page in a browser
+test: test-unit test-e2e test-browser deploy-check cluster-smoke ## unit tests, end-to-end tests against the real binary, the admin page in a browser, deploy/ validation, the local cluster
 
 test-unit: ## unit and crate tests
 	$(CARGO) test --workspace
@@ -33,6 +34,23 @@ browser-deps: ## install playwright-core for the browser test from the committed
 
 test-browser: build e2e-deps browser-deps ## the admin page in headless Chromium (Debian's chromium at $(CHROMIUM)); screenshots in tests/browser/artifacts/
 	cd $(BROWSER) && LIVEGATE_BIN=$(LIVEGATE_BIN) CHROMIUM_BIN=$(CHROMIUM) npm test
+
+$(DEPLOY_VENV)/.installed: deploy/requirements.txt
+	python3 -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet --disable-pip-version-check -r deploy/requirements.txt
+	touch $@
+
+deploy-check: $(DEPLOY_VENV)/.installed ## lint deploy/Dockerfile (hadolint) and validate the rendered Kubernetes manifests (kubernetes-validate), offline
+	PATH=$(DEPLOY_VENV)/bin:$$PATH deploy/check.sh
+
+nginx-dep: # Debian's nginx for the local cluster, installed when missing
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx; }
+
+cluster: build nginx-dep ## a local 3-node cluster on loopback: redis-server, 3 nodes, nginx on :8090 (foreground, Ctrl-C stops)
+	LIVEGATE_BIN=$(LIVEGATE_BIN) deploy/local/cluster.sh
+
+cluster-smoke: build e2e-deps nginx-dep ## start the local cluster on free ports, one polling and one websocket client through nginx, publish, stop
+	cd $(E2E) && LIVEGATE_BIN=$(LIVEGATE_BIN) node --test cluster/smoke.test.mjs
 
 lint: ## formatting and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
