@@ -211,8 +211,8 @@ fn parse_topic(channel: &str, action: &str) -> Result<ChatTopic, ActionError> {
             .map_err(|_| invalid("channel", "channel:{id} needs a UUID", meta));
     }
     if let Some(id) = channel.strip_prefix("user:") {
-        if id.is_empty() || id.len() > 255 {
-            return Err(invalid("channel", "user:{id} needs a user id of 1 to 255 characters", meta));
+        if id.is_empty() {
+            return Err(invalid("channel", "user:{id} needs a user id", meta));
         }
         return Ok(ChatTopic::User(id.to_owned()));
     }
@@ -285,14 +285,14 @@ impl ChatPublication {
                     check.uuid("message_id");
                     user_id = check.string("user_id");
                     check.optional_string("username");
-                    check.string("content");
+                    check.text("content");
                     if event == MessageReply {
                         check.uuid("parent_message_id");
                     }
                 }
                 MessageUpdated => {
                     check.uuid("message_id");
-                    check.string("content");
+                    check.text("content");
                 }
                 MessageDeleted => {
                     check.uuid("message_id");
@@ -304,17 +304,17 @@ impl ChatPublication {
                 MemberRoleUpdated => {
                     user_id = check.string("user_id");
                     check.optional_string("username");
-                    check.string("new_role");
+                    check.text("new_role");
                 }
                 UserBanned | UserUnbanned => {
                     user_id = check.string("user_id");
-                    check.string("motive");
+                    check.text("motive");
                 }
                 UserKicked => {
                     user_id = check.string("user_id");
                 }
                 ChannelCreated => {
-                    check.string("channel_name");
+                    check.text("channel_name");
                 }
                 ChannelUpdated | ChannelDeleted => {}
                 UserTyping => {
@@ -397,6 +397,7 @@ impl DataCheck<'_> {
         self.errors.push(FieldError::new(format!("/data/{field}"), why));
     }
 
+    /// A user id: a non-empty string.
     fn string(&mut self, field: &str) -> Option<String> {
         match self.data.get(field) {
             Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
@@ -404,6 +405,13 @@ impl DataCheck<'_> {
                 self.fail(field, "must be a non-empty string");
                 None
             }
+        }
+    }
+
+    /// Free text (content, motive, role, name): any string, empty included.
+    fn text(&mut self, field: &str) {
+        if !self.data.get(field).is_some_and(Value::is_string) {
+            self.fail(field, "must be a string");
         }
     }
 
@@ -493,7 +501,7 @@ mod tests {
             (ChatEvent::MessageReply, "parent_message_id", json!(null)),
             (ChatEvent::MemberRoleUpdated, "new_role", json!(null)),
             (ChatEvent::UserBanned, "motive", json!(1)),
-            (ChatEvent::ChannelCreated, "channel_name", json!("")),
+            (ChatEvent::ChannelCreated, "channel_name", json!(7)),
             (ChatEvent::UserTyping, "is_typing", json!("yes")),
             (ChatEvent::ChannelDeleted, "channel_id", json!("nope")),
             (ChatEvent::MemberJoined, "username", json!(3)),

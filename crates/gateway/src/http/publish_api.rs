@@ -64,6 +64,10 @@ async fn publish(
         Metrics::inc(&node.metrics.publications_dropped.reason(e.reason()), 1);
         tracing::info!(reason = e.reason(), error = %e, "refused a publication");
     })?;
+    // `origin_connection` is the node's own mark on client typing; never taken from outside.
+    if let AnyPublication::Chat(chat) = &mut publication {
+        chat.origin_connection = None;
+    }
     // Assigned here, once, so every node that emits it stamps the same id.
     let event_id = publication
         .event_id_mut()
