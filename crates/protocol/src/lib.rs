@@ -15,6 +15,8 @@
 //! - [`payment_request`]: statuses, terminality and the registry records.
 //! - [`target`]: target snapshots and the one event a change derives.
 //! - [`redis_names`]: every Redis key and channel name, in one place.
+//! - [`chat`]: the `/chat` namespace's events, topics, actions and publications (seed 002).
+//! - [`any_publication`]: a bus message, live-updates or chat, told apart by its `event`.
 
 pub mod action;
 pub mod any_publication;

@@ -1,6 +1,7 @@
 //! Typed constructors for every publication. Each returns a validated [`Publication`], so a
 //! mistake is caught here rather than dropped by the gateways.
 
+use livegate_protocol::chat::{ChatEvent, ChatPublication};
 use livegate_protocol::payment_request::PaymentRequestStatus;
 use livegate_protocol::publication::PublicationError;
 use livegate_protocol::target::{Target, transition};
@@ -106,6 +107,11 @@ pub fn subscription_closed(
     )
 }
 
+/// A chat publication (the `/chat` namespace, seed 002): `data` is the event's body.
+pub fn chat(project_id: Uuid, event: ChatEvent, data: Value) -> Result<ChatPublication, PublicationError> {
+    ChatPublication::from_value(json!({"event": event.as_str(), "project_id": project_id, "data": data}))
+}
+
 /// The channel a publication travels on, for callers that route by channel.
 pub fn channel_of(publication: &Publication) -> Channel {
     publication.event.channel()
@@ -162,5 +168,8 @@ mod tests {
         let pr = json!({"payment_request_id": Uuid::from_u128(3), "provider_payment_id": null,
             "status": "completed", "request_type": "balance", "amount": "5", "currency": "EUR"});
         assert!(payment_request_updated(p, UpdateType::Completed, pr).is_ok());
+        let channel = Uuid::from_u128(4);
+        assert!(chat(p, ChatEvent::MemberJoined, json!({"channel_id": channel, "user_id": "u1"})).is_ok());
+        assert!(chat(p, ChatEvent::MemberJoined, json!({"channel_id": channel})).is_err());
     }
 }
