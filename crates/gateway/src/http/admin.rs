@@ -34,7 +34,10 @@ const DEV_SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(12 *
 
 pub fn router(node: Arc<Node>) -> Router {
     let mut router = Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
+        .route(
+            "/",
+            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
+        )
         .route(
             "/admin/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
@@ -85,10 +88,9 @@ async fn dev_session(State(node): State<Arc<Node>>) -> Response {
         Ok(token) => {
             let mut response =
                 Json(json!({"token": token, "project_id": DEV_PROJECT_ID})).into_response();
-            response.headers_mut().insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("no-store"),
-            );
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
         Err(e) => {
