@@ -11,18 +11,21 @@ import {
   expectNothing,
   mintToken,
   nowSec,
-  openSession,
   randomUUID,
-  received,
   startGateway,
-  subscribe,
-  waitFor,
 } from "./support/gateway.mjs";
-import { assertApiError, assertOk, newTarget, targetsClient } from "./support/targets.mjs";
+import {
+  TARGET_EVENTS,
+  assertApiError,
+  assertOk,
+  newTarget,
+  nextTargetEvent,
+  targetsClient,
+  targetsListener,
+} from "./support/targets.mjs";
 
 const KEY_PROJECT = randomUUID();
 const API_KEY = "targets-e2e-api-key-0123456789";
-const TARGET_EVENTS = ["target.added", "target.removed", "target.enabled", "target.disabled", "target.updated"];
 
 let gw;
 
@@ -41,30 +44,6 @@ after(async () => {
 function project() {
   const id = randomUUID();
   return { id, api: targetsClient(gw.url, id, mintToken({ projects: [id] })) };
-}
-
-/** A socket of the project subscribed to `targets`. */
-async function listener(projectId) {
-  const { socket } = await openSession(gw, { project_id: projectId });
-  await subscribe(socket, { channel: "targets" });
-  return socket;
-}
-
-/**
- * The first target event `socket` received and no one consumed yet, whatever its name, in
- * arrival order: {name, payload}. Consumes it.
- */
-async function nextTargetEvent(socket, timeoutMs = 5000) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const e = received(socket).find((x) => !x.consumed && TARGET_EVENTS.includes(x.event));
-    if (e) {
-      e.consumed = true;
-      return { name: e.event, payload: e.args[0] };
-    }
-    if (Date.now() > end) throw new Error(`no target event within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 function assertTargetBroadcast(got, name, projectId, target) {
@@ -366,8 +345,8 @@ describe("errors", () => {
 describe("live events (CONTRACT §4)", () => {
   test("each stored change publishes exactly its one event; no-ops and refusals publish nothing", async () => {
     const { id, api } = project();
-    const socket = await listener(id);
-    const stranger = await listener(randomUUID());
+    const socket = await targetsListener(gw, id);
+    const stranger = await targetsListener(gw, randomUUID());
     try {
       const t = await api.mustCreate({ target_name: "Live", platform: "telegram", kind: "group", external_id: "-100" });
       assertTargetBroadcast(await nextTargetEvent(socket), "target.added", id, t);
@@ -405,7 +384,7 @@ describe("live events (CONTRACT §4)", () => {
     const a = await api.mustCreate({ target_name: "A" });
     const b = await api.mustCreate({ target_name: "B" });
     const c = await api.mustCreate({ target_name: "C", is_enabled: false });
-    const socket = await listener(id);
+    const socket = await targetsListener(gw, id);
     try {
       const data = assertOk(
         await api.bulk([
@@ -429,7 +408,7 @@ describe("concurrency", () => {
     const { id, api } = project();
     const targets = [];
     for (let i = 0; i < 10; i++) targets.push(await api.mustCreate({ target_name: `t${i}` }));
-    const socket = await listener(id);
+    const socket = await targetsListener(gw, id);
     try {
       const fields = [
         () => ({ is_enabled: false }),

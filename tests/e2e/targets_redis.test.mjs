@@ -11,19 +11,23 @@ import {
   closeAll,
   expectNothing,
   mintToken,
-  openSession,
   randomUUID,
-  received,
   startGateway,
-  subscribe,
 } from "./support/gateway.mjs";
 import { run, startRedis } from "./support/redis.mjs";
-import { assertApiError, assertOk, startTargets, targetsBinary, targetsClient } from "./support/targets.mjs";
+import {
+  assertApiError,
+  assertOk,
+  nextTargetEvent,
+  startTargets,
+  targetsBinary,
+  targetsClient,
+  targetsListener,
+} from "./support/targets.mjs";
 
 const PREFIX = `lg-targets-${randomUUID().slice(0, 8)}`;
 const API_PROJECT = randomUUID();
 const API_KEY = "targets-redis-api-key-0123456789";
-const TARGET_EVENTS = ["target.added", "target.removed", "target.enabled", "target.disabled", "target.updated"];
 
 let redis;
 let gw;
@@ -55,26 +59,6 @@ function project() {
   return { id, token, apis: services.map((s) => targetsClient(s.url, id, token)) };
 }
 
-async function listener(projectId) {
-  const { socket } = await openSession(gw, { project_id: projectId });
-  await subscribe(socket, { channel: "targets" });
-  return socket;
-}
-
-/** The first unconsumed target event of any name, in arrival order; consumes it. */
-async function nextTargetEvent(socket, timeoutMs = 5000) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const e = received(socket).find((x) => !x.consumed && TARGET_EVENTS.includes(x.event));
-    if (e) {
-      e.consumed = true;
-      return { name: e.event, payload: e.args[0] };
-    }
-    if (Date.now() > end) throw new Error(`no target event within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 describe("livegate-targets on Redis", () => {
   test("one hash per project, field = target_id, value = the target's JSON; both processes see it", async () => {
     const { id, apis } = project();
@@ -90,7 +74,7 @@ describe("livegate-targets on Redis", () => {
 
   test("each change reaches the gateway's sockets through Redis as exactly its one event", async () => {
     const { id, apis } = project();
-    const socket = await listener(id);
+    const socket = await targetsListener(gw, id);
     try {
       const t = await apis[0].mustCreate({ target_name: "Live" });
       let e = await nextTargetEvent(socket);
@@ -133,7 +117,7 @@ describe("livegate-targets on Redis", () => {
     const { id, apis } = project();
     const targets = [];
     for (let i = 0; i < 10; i++) targets.push(await apis[i % 2].mustCreate({ target_name: `t${i}` }));
-    const socket = await listener(id);
+    const socket = await targetsListener(gw, id);
     try {
       const fields = [
         () => ({ is_enabled: false }),

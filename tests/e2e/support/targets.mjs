@@ -10,7 +10,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { TEST_SECRET, UUID_V4 } from "./gateway.mjs";
+import { TEST_SECRET, UUID_V4, openSession, received, subscribe } from "./gateway.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = resolve(HERE, "..", "..", "..");
@@ -111,6 +111,35 @@ export function assertApiError(res, status, code, { method, path, fields } = {})
     for (const e of res.body.error.errors ?? []) assert.equal(typeof e.message, "string");
   }
   return res.body.error;
+}
+
+// === live events ===
+
+export const TARGET_EVENTS = ["target.added", "target.removed", "target.enabled", "target.disabled", "target.updated"];
+
+/** A socket of `projectId` on `gw`, subscribed to `targets`. */
+export async function targetsListener(gw, projectId) {
+  const { socket } = await openSession(gw, { project_id: projectId });
+  await subscribe(socket, { channel: "targets" });
+  return socket;
+}
+
+/**
+ * The first target event `socket` received that no one consumed yet, whatever its name, in
+ * arrival order: `{name, payload}`. Consumes it. (`waitFor` takes one event name; a change's
+ * event is one of five.)
+ */
+export async function nextTargetEvent(socket, timeoutMs = 5000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const e = received(socket).find((x) => !x.consumed && TARGET_EVENTS.includes(x.event));
+    if (e) {
+      e.consumed = true;
+      return { name: e.event, payload: e.args[0] };
+    }
+    if (Date.now() > end) throw new Error(`no target event within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 // === the livegate-targets binary ===
