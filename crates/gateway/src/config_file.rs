@@ -51,7 +51,9 @@ where
         }
         serve
     });
-    let matches = command.try_get_matches_from(&args).map_err(CliError::Clap)?;
+    let matches = command
+        .try_get_matches_from(&args)
+        .map_err(CliError::Clap)?;
     Cli::from_arg_matches(&matches).map_err(CliError::Clap)
 }
 
@@ -204,9 +206,6 @@ mod tests {
         ));
         let f = file("listen = ");
         let path = f.0.to_str().expect("utf-8 temp path");
-        assert!(matches!(
-            serve(&["--config", path]),
-            Err(CliError::File(_))
-        ));
+        assert!(matches!(serve(&["--config", path]), Err(CliError::File(_))));
     }
 }

@@ -344,7 +344,9 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     async fn pair(listener: &mut DrainListener) -> (TcpStream, DrainableStream) {
-        let addr = listener.local_addr().expect("bound listener has an address");
+        let addr = listener
+            .local_addr()
+            .expect("bound listener has an address");
         let (client, (server, _)) = tokio::join!(TcpStream::connect(addr), listener.accept());
         (client.expect("connect to our own listener"), server)
     }

@@ -145,9 +145,7 @@ impl Metrics {
             &["version"],
         )
         .expect("valid gauge options");
-        build
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         r.register(Box::new(build))
             .expect("each metric is registered once on a fresh registry");
         #[cfg(target_os = "linux")]
@@ -252,10 +250,7 @@ impl Metrics {
     pub fn handshake(&self, rejected: Option<ConnectErrorCode>) {
         match rejected {
             None => self.handshakes.with_label_values(&["accepted"]).inc(),
-            Some(code) => self
-                .handshakes
-                .with_label_values(&[code.as_str()])
-                .inc(),
+            Some(code) => self.handshakes.with_label_values(&[code.as_str()]).inc(),
         }
     }
 

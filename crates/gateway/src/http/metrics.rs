@@ -42,7 +42,10 @@ pub fn router(node: Arc<Node>, io: SocketIo, connections: Arc<DrainRegistry>) ->
 async fn metrics(State(scrape): State<Scrape>) -> impl IntoResponse {
     scrape.refresh_gauges();
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         scrape.node.metrics.render(),
     )
 }
@@ -66,7 +69,9 @@ impl Scrape {
             for socket in ns.local().sockets() {
                 if let Some(session) = socket.extensions.get::<Arc<Session>>() {
                     for room in session.subscriptions().rooms() {
-                        *per_channel.entry(rooms::subscription_label(room)).or_default() += 1;
+                        *per_channel
+                            .entry(rooms::subscription_label(room))
+                            .or_default() += 1;
                     }
                 }
             }
