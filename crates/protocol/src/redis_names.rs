@@ -7,6 +7,7 @@
 //! | `{prefix}:revoked-session:{sid}` | string, present while a session is revoked |
 //! | `{prefix}:payment-request:{payment_request_id}` | JSON `{project_id, provider_payment_id, status}` |
 //! | `{prefix}:provider-payment:{provider_payment_id}` | JSON `{project_id, payment_request_id}` |
+//! | `{prefix}:targets:{project_id}` | hash of a project's targets: `target_id` → JSON snapshot (targets API) |
 //! | `{prefix}:chat-members:{project_id}:{channel_id}` | set of the user ids of one chat channel |
 
 use uuid::Uuid;
@@ -60,6 +61,10 @@ impl RedisNames {
 
     pub fn payment_request(&self, payment_request_id: Uuid) -> String {
         format!("{}:payment-request:{}", self.prefix, payment_request_id)
+    }
+
+    pub fn targets(&self, project_id: Uuid) -> String {
+        format!("{}:targets:{}", self.prefix, project_id)
     }
 
     pub fn chat_members(&self, project_id: Uuid, channel_id: Uuid) -> String {

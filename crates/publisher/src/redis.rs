@@ -76,12 +76,10 @@ impl RedisPublisher {
         };
         let mut id = *payment_request_id;
         let mut provider = provider_payment_id.clone();
-        if id.is_none() {
-            if let Some(pp) = &provider {
-                let rec: Option<ProviderPaymentRecord> =
-                    self.read_json(&self.names.provider_payment(pp)).await?;
-                id = rec.map(|r| r.payment_request_id);
-            }
+        if let (None, Some(pp)) = (id, &provider) {
+            let rec: Option<ProviderPaymentRecord> =
+                self.read_json(&self.names.provider_payment(pp)).await?;
+            id = rec.map(|r| r.payment_request_id);
         }
         let Some(id) = id else { return Ok(vec![]) };
         if provider.is_none() && p.event == EventName::SubscriptionClosed {

@@ -57,10 +57,11 @@ pub async fn run(socket: SocketRef, session: Arc<Session>, node: Arc<Node>, mut 
     socket.join(rooms::for_connection(session.connection_id));
     let mut typing = TypingBucket::new();
     while let Some(frame) = frames.recv().await {
-        if let Some(reply) = handle(&socket, &session, &node, &mut typing, frame).await {
-            if let Err(e) = socket.emit("message", &reply) {
-                tracing::debug!(error = %e, "could not answer an action");
-            }
+        let Some(reply) = handle(&socket, &session, &node, &mut typing, frame).await else {
+            continue;
+        };
+        if let Err(e) = socket.emit("message", &reply) {
+            tracing::debug!(error = %e, "could not answer an action");
         }
     }
 }

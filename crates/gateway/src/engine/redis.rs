@@ -140,8 +140,9 @@ impl Inner {
         let mut messages = self.subscriber.message_rx();
         let mut reconnects = self.subscriber.reconnect_rx();
         let mut errors = self.subscriber.error_rx();
-        let _ = self.commands.connect();
-        let _ = self.subscriber.connect();
+        // The connection tasks run (and reconnect) in the background; their handles are not needed.
+        drop(self.commands.connect());
+        drop(self.subscriber.connect());
 
         let me = self.clone();
         tokio::spawn(async move {

@@ -211,7 +211,7 @@ pub const MAX_UPDATE_ATTEMPTS: u32 = 100;
 #[derive(Clone)]
 pub struct RedisStore {
     client: Client,
-    prefix: String,
+    names: RedisNames,
 }
 
 impl RedisStore {
@@ -219,13 +219,13 @@ impl RedisStore {
     pub fn new(client: Client, names: &RedisNames) -> Self {
         RedisStore {
             client,
-            prefix: names.prefix().to_owned(),
+            names: names.clone(),
         }
     }
 
     /// `{prefix}:targets:{project_id}`, the project id in lower case.
     pub fn key(&self, project: Uuid) -> String {
-        format!("{}:targets:{}", self.prefix, project)
+        self.names.targets(project)
     }
 
     fn parse(key: &str, field: &str, raw: &str) -> Result<Target, StoreError> {
