@@ -7,11 +7,13 @@
 
 use std::time::Duration;
 
-use fred::interfaces::{ClientLike, KeysInterface, PubsubInterface, SetsInterface, TransactionInterface};
+use fred::interfaces::{
+    ClientLike, KeysInterface, PubsubInterface, SetsInterface, TransactionInterface,
+};
 use fred::prelude::Client;
 use fred::types::Expiration;
-use livegate_protocol::payment_request::{PaymentRequestRecord, ProviderPaymentRecord};
 use livegate_protocol::chat::{ChatEvent, ChatPublication};
+use livegate_protocol::payment_request::{PaymentRequestRecord, ProviderPaymentRecord};
 use livegate_protocol::{EventName, Publication, RedisNames, Route};
 use serde_json::json;
 
@@ -163,48 +165,30 @@ impl Publisher for RedisPublisher {
     async fn publish_chat(&self, mut publication: ChatPublication) -> Result<String, Error> {
         let event_id = ensure_chat_event_id(&mut publication);
         let channel = self.names.project_channel(publication.project_id);
-        let members = self.names.chat_members(publication.project_id, publication.channel_id);
+        let members = self
+            .names
+            .chat_members(publication.project_id, publication.channel_id);
         let payload = publication.to_json().to_string();
-        let user = publication.user_id.clone().unwrap_or_default();
-        // Membership changes travel with the event, in one MULTI (sequentially on a cluster).
-        let publish = |client: &fred::clients::Transaction| {
-            let client = client.clone();
-            let (members, channel, payload, user) = (members.clone(), channel.clone(), payload.clone(), user.clone());
-            let event = publication.event;
-            async move {
-                match event {
-                    ChatEvent::MemberJoined => {
-                        let () = client.sadd(&members, &user).await?;
-                    }
-                    ChatEvent::MemberLeft | ChatEvent::UserKicked | ChatEvent::UserBanned => {
-                        let () = client.srem(&members, &user).await?;
-                    }
-                    ChatEvent::ChannelDeleted => {
-                        let () = client.del(&members).await?;
-                    }
-                    _ => {}
-                }
-                let () = client.publish(&channel, payload).await?;
-                Ok::<(), fred::error::Error>(())
-            }
-        };
+        // Membership changes travel with the event: one MULTI on classic pub/sub; on a cluster
+        // the set and the channel live in different slots, so the write goes first.
         if self.sharded {
-            match publication.event {
-                ChatEvent::MemberJoined => {
-                    let _: i64 = self.client.sadd(&members, &user).await.map_err(redis_error(&members))?;
-                }
-                ChatEvent::MemberLeft | ChatEvent::UserKicked | ChatEvent::UserBanned => {
-                    let _: i64 = self.client.srem(&members, &user).await.map_err(redis_error(&members))?;
-                }
-                ChatEvent::ChannelDeleted => {
-                    let _: i64 = self.client.del(&members).await.map_err(redis_error(&members))?;
-                }
-                _ => {}
-            }
-            let _: i64 = self.client.spublish(&channel, payload).await.map_err(redis_error(&channel))?;
+            write_membership(&self.client, &publication, &members)
+                .await
+                .map_err(redis_error(&members))?;
+            let _: i64 = self
+                .client
+                .spublish(&channel, payload)
+                .await
+                .map_err(redis_error(&channel))?;
         } else {
             let trx = self.client.multi();
-            publish(&trx).await.map_err(redis_error(&channel))?;
+            write_membership(&trx, &publication, &members)
+                .await
+                .map_err(redis_error(&members))?;
+            let () = trx
+                .publish(&channel, payload)
+                .await
+                .map_err(redis_error(&channel))?;
             let _: fred::types::Value = trx.exec(true).await.map_err(redis_error(&channel))?;
         }
         Ok(event_id)
@@ -239,6 +223,26 @@ pub async fn connect(url: &str, command_timeout: Duration) -> Result<Client, Err
         .map_err(redis_error(url))?;
     client.init().await.map_err(redis_error(url))?;
     Ok(client)
+}
+
+/// The chat membership change a publication implies, on a client or inside a transaction.
+async fn write_membership<C>(
+    client: &C,
+    p: &ChatPublication,
+    members: &str,
+) -> Result<(), fred::error::Error>
+where
+    C: SetsInterface + KeysInterface + Sync,
+{
+    let user = p.user_id.clone().unwrap_or_default();
+    match p.event {
+        ChatEvent::MemberJoined => client.sadd(members, user).await,
+        ChatEvent::MemberLeft | ChatEvent::UserKicked | ChatEvent::UserBanned => {
+            client.srem(members, user).await
+        }
+        ChatEvent::ChannelDeleted => client.del(members).await,
+        _ => Ok(()),
+    }
 }
 
 /// Wraps a fred error with the key or channel it was about.
