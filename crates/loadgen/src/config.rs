@@ -158,6 +158,13 @@ pub struct Args {
     #[arg(long)]
     pub fail_on_loss: bool,
 
+    /// Batch arrivals: the load generator polls its sockets at most once per this interval
+    /// instead of waking for each message, which cuts its CPU per delivery several times over at
+    /// a cost of at most this much added to measured latencies. 0 wakes per message.
+    #[arg(long, default_value = "200us", value_parser = humantime::parse_duration)]
+    #[serde(serialize_with = "secs")]
+    pub batch_interval: Duration,
+
     /// No progress line.
     #[arg(long, short = 'q')]
     pub quiet: bool,

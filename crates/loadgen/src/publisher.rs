@@ -11,13 +11,37 @@ use std::time::{Duration, Instant};
 
 use fred::interfaces::{ClientLike, PubsubInterface};
 use fred::prelude::{Builder, Client, Config};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
 
-use crate::config::{CHANNELS, PublishVia, project_uuid};
+use crate::config::{Args, CHANNELS, PublishVia, project_uuid};
 use crate::state::{Counters, Shared, Slot, now_us};
 
-pub enum Publisher {
+/// One publication for the sending thread: where it goes and its body (stamped already).
+struct Job {
+    seq: u64,
+    channel: String,
+    body: String,
+}
+
+/// What the sending thread reports back.
+enum Report {
+    Failed {
+        seq: u64,
+        error: String,
+    },
+    /// Redis answered that no server was subscribed to the channel.
+    Unheard,
+}
+
+/// The main thread's handle. Sending happens on a thread of its own, so the batching of
+/// arrivals (`--batch-interval`) never delays a publication between its time stamp and its
+/// write to Redis or the HTTP API.
+pub struct Publisher {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+enum Backend {
     Redis(Client),
     Http {
         client: reqwest::Client,
@@ -28,40 +52,79 @@ pub enum Publisher {
 }
 
 impl Publisher {
-    pub async fn connect(shared: &Shared) -> Result<Publisher, String> {
-        let a = &shared.args;
-        match a.publish {
-            PublishVia::Redis => {
-                let config = Config::from_url(&a.redis_url)
-                    .map_err(|e| format!("--redis-url {}: {e}", a.redis_url))?;
-                let client = Builder::from_config(config)
+    /// Starts the sending thread and connects its backend; fails if it cannot.
+    pub async fn connect(shared: &Rc<Shared>) -> Result<Publisher, String> {
+        let (jobs, mut job_rx) = mpsc::unbounded_channel::<Job>();
+        let (report_tx, mut reports) = mpsc::unbounded_channel::<Report>();
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<(), String>>();
+        let args = shared.args.clone();
+        let publish_url = shared.plan.publish_url.clone();
+        std::thread::Builder::new()
+            .name("publisher".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
                     .build()
-                    .map_err(|e| format!("redis client: {e}"))?;
-                client
-                    .init()
-                    .await
-                    .map_err(|e| format!("cannot connect to Redis at {}: {e}", a.redis_url))?;
-                Ok(Publisher::Redis(client))
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("publisher runtime: {e}")));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let backend = match Backend::connect(&args, &publish_url).await {
+                        Ok(b) => Arc::new(b),
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    while let Some(job) = job_rx.recv().await {
+                        let backend = backend.clone();
+                        let report_tx = report_tx.clone();
+                        tokio::spawn(async move {
+                            let report = match backend.send(job.channel, job.body).await {
+                                Ok(true) => return,
+                                Ok(false) => Report::Unheard,
+                                Err(error) => Report::Failed {
+                                    seq: job.seq,
+                                    error,
+                                },
+                            };
+                            let _ = report_tx.send(report);
+                        });
+                    }
+                });
+            })
+            .map_err(|e| format!("publisher thread: {e}"))?;
+        ready_rx
+            .await
+            .map_err(|_| "the publisher thread stopped".to_string())??;
+        let shared = shared.clone();
+        tokio::task::spawn_local(async move {
+            while let Some(report) = reports.recv().await {
+                let c = &shared.counters;
+                match report {
+                    Report::Unheard => Counters::add(&c.publish_unheard, 1),
+                    Report::Failed { seq, error } => {
+                        Counters::add(&c.publish_errors, 1);
+                        if let Some(s) = shared.ledger.slots.borrow_mut().get_mut(seq as usize) {
+                            s.failed = true;
+                        }
+                        if c.publish_errors.get() <= 3 {
+                            eprintln!("publish failed: {error}");
+                        }
+                    }
+                }
             }
-            PublishVia::Http => {
-                let client = reqwest::Client::builder()
-                    .tcp_nodelay(true)
-                    .pool_max_idle_per_host(a.http_concurrency)
-                    .timeout(Duration::from_secs(10))
-                    .build()
-                    .map_err(|e| format!("http client: {e}"))?;
-                Ok(Publisher::Http {
-                    client,
-                    url: format!("{}/api/v1/publish", shared.plan.publish_url),
-                    key: a.publish_key.clone(),
-                    gate: Arc::new(Semaphore::new(a.http_concurrency)),
-                })
-            }
-        }
+        });
+        Ok(Publisher { jobs })
     }
 
     /// Publishes at `rate` per second for `length`, tagging each slot with `step`.
-    pub async fn run(self: &Rc<Self>, shared: &Rc<Shared>, rate: f64, length: Duration, step: u32) {
+    pub async fn run(&self, shared: &Shared, rate: f64, length: Duration, step: u32) {
         if rate <= 0.0 {
             tokio::time::sleep(length).await;
             return;
@@ -86,12 +149,11 @@ impl Publisher {
         }
     }
 
-    fn publish_one(self: &Rc<Self>, shared: &Rc<Shared>, step: u32) {
+    fn publish_one(&self, shared: &Shared, step: u32) {
         let mut slots = shared.ledger.slots.borrow_mut();
         let seq = slots.len() as u64;
         let (project, channel) = shared.plan.route_of(seq, shared.args.projects);
         let expected = shared.subs.borrow()[project][channel as usize];
-        let sent_us = now_us();
         slots.push(Slot {
             expected,
             unique: 0,
@@ -101,41 +163,66 @@ impl Publisher {
         });
         drop(slots);
         Counters::add(&shared.counters.publications, 1);
+        let sent_us = now_us();
         let body = publication(shared, seq, sent_us, project, channel);
-        let this = self.clone();
-        let shared = shared.clone();
-        tokio::task::spawn_local(async move {
-            let outcome = this.send(&shared, project, body).await;
-            if let Err(e) = outcome {
-                Counters::add(&shared.counters.publish_errors, 1);
-                if let Some(s) = shared.ledger.slots.borrow_mut().get_mut(seq as usize) {
-                    s.failed = true;
-                }
-                if shared.counters.publish_errors.get() <= 3 {
-                    eprintln!("publish failed: {e}");
-                }
+        let job = Job {
+            seq,
+            channel: format!(
+                "{}:project:{}",
+                shared.args.redis_prefix,
+                project_uuid(project)
+            ),
+            body,
+        };
+        if self.jobs.send(job).is_err() {
+            Counters::add(&shared.counters.publish_errors, 1);
+        }
+    }
+}
+
+impl Backend {
+    async fn connect(a: &Args, publish_url: &str) -> Result<Backend, String> {
+        match a.publish {
+            PublishVia::Redis => {
+                let config = Config::from_url(&a.redis_url)
+                    .map_err(|e| format!("--redis-url {}: {e}", a.redis_url))?;
+                let client = Builder::from_config(config)
+                    .build()
+                    .map_err(|e| format!("redis client: {e}"))?;
+                client
+                    .init()
+                    .await
+                    .map_err(|e| format!("cannot connect to Redis at {}: {e}", a.redis_url))?;
+                Ok(Backend::Redis(client))
             }
-        });
+            PublishVia::Http => {
+                let client = reqwest::Client::builder()
+                    .tcp_nodelay(true)
+                    .pool_max_idle_per_host(a.http_concurrency)
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .map_err(|e| format!("http client: {e}"))?;
+                Ok(Backend::Http {
+                    client,
+                    url: format!("{publish_url}/api/v1/publish"),
+                    key: a.publish_key.clone(),
+                    gate: Arc::new(Semaphore::new(a.http_concurrency)),
+                })
+            }
+        }
     }
 
-    async fn send(&self, shared: &Shared, project: usize, body: String) -> Result<(), String> {
+    /// Sends one publication; `Ok(false)` when Redis says no server heard it.
+    async fn send(&self, channel: String, body: String) -> Result<bool, String> {
         match self {
-            Publisher::Redis(client) => {
-                let channel = format!(
-                    "{}:project:{}",
-                    shared.args.redis_prefix,
-                    project_uuid(project)
-                );
+            Backend::Redis(client) => {
                 let heard: i64 = client
                     .publish(channel, body)
                     .await
                     .map_err(|e| e.to_string())?;
-                if heard == 0 {
-                    Counters::add(&shared.counters.publish_unheard, 1);
-                }
-                Ok(())
+                Ok(heard > 0)
             }
-            Publisher::Http {
+            Backend::Http {
                 client,
                 url,
                 key,
@@ -152,7 +239,7 @@ impl Publisher {
                     .map_err(|e| e.to_string())?;
                 let status = response.status();
                 if status.as_u16() == 202 {
-                    Ok(())
+                    Ok(true)
                 } else {
                     let text = response.text().await.unwrap_or_default();
                     Err(format!("HTTP {status}: {text}"))
@@ -189,7 +276,7 @@ fn publication(shared: &Shared, seq: u64, sent_us: u64, project: usize, channel:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Args, Plan};
+    use crate::config::Plan;
     use clap::Parser;
 
     #[test]
