@@ -411,9 +411,8 @@ impl ServeArgs {
         if self.socket_buffer < 8 {
             errors.push("LIVEGATE_SOCKET_BUFFER: must be at least 8".to_owned());
         }
-        let drain_window =
-            parse_duration("LIVEGATE_DRAIN_WINDOW", &self.drain_window, &mut errors)
-                .unwrap_or_default();
+        let drain_window = parse_duration("LIVEGATE_DRAIN_WINDOW", &self.drain_window, &mut errors)
+            .unwrap_or_default();
         if self.drain_batches == 0 {
             errors.push("LIVEGATE_DRAIN_BATCHES: must be at least 1".to_owned());
         }

@@ -84,10 +84,15 @@ mod tests {
         let chat = AnyPublication::from_value(json!({"event":"channel_deleted","project_id":p,
             "data":{"channel_id":"1f2e3d4c-5b6a-7e8f-9a0b-1c2d3e4f5a6b"}}));
         assert!(matches!(chat, Ok(AnyPublication::Chat(_))));
-        let live = AnyPublication::from_value(json!({"event":"payment-method.removed","channel":"payment-methods",
-            "project_id":p,"payment_method_id":"pm"}));
+        let live = AnyPublication::from_value(
+            json!({"event":"payment-method.removed","channel":"payment-methods",
+            "project_id":p,"payment_method_id":"pm"}),
+        );
         assert!(matches!(live, Ok(AnyPublication::Live(_))));
-        assert!(matches!(AnyPublication::from_value(json!({"event":"nope"})), Err(PublicationError::Invalid(_))));
+        assert!(matches!(
+            AnyPublication::from_value(json!({"event":"nope"})),
+            Err(PublicationError::Invalid(_))
+        ));
         assert_eq!(AnyPublication::parse(b"{"), Err(PublicationError::NotJson));
     }
 }

@@ -15,7 +15,7 @@ use crate::action::ActionError;
 use crate::error_code::ErrorCode;
 use crate::field_error::FieldError;
 use crate::message::ErrorMeta;
-use crate::publication::{PublicationError, MAX_EVENT_ID_LEN};
+use crate::publication::{MAX_EVENT_ID_LEN, PublicationError};
 
 /// The Socket.IO namespace of the chat events.
 pub const CHAT_NAMESPACE: &str = "/chat";
@@ -78,7 +78,10 @@ impl ChatEvent {
 
     /// Moderation events go to the channel and to the user concerned.
     pub fn is_moderation(self) -> bool {
-        matches!(self, ChatEvent::UserBanned | ChatEvent::UserUnbanned | ChatEvent::UserKicked)
+        matches!(
+            self,
+            ChatEvent::UserBanned | ChatEvent::UserUnbanned | ChatEvent::UserKicked
+        )
     }
 }
 
@@ -92,7 +95,10 @@ impl FromStr for ChatEvent {
     type Err = ();
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ChatEvent::ALL.into_iter().find(|e| e.as_str() == s).ok_or(())
+        ChatEvent::ALL
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .ok_or(())
     }
 }
 
@@ -119,16 +125,34 @@ impl ChatTopic {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChatAction {
     /// `channel` is echoed exactly as sent.
-    Subscribe { topic: ChatTopic, channel: String },
-    Unsubscribe { topic: ChatTopic, channel: String },
-    Ping { timestamp: Option<i64> },
-    Typing { channel_id: Uuid, is_typing: bool },
+    Subscribe {
+        topic: ChatTopic,
+        channel: String,
+    },
+    Unsubscribe {
+        topic: ChatTopic,
+        channel: String,
+    },
+    Ping {
+        timestamp: Option<i64>,
+    },
+    Typing {
+        channel_id: Uuid,
+        is_typing: bool,
+    },
 }
 
 fn invalid(field: &str, why: &str, meta: Option<(&str, &str)>) -> ActionError {
     ActionError {
         code: ErrorCode::InvalidPayload,
-        message: format!("invalid payload: {}", if field.is_empty() { why.to_owned() } else { format!("{field}: {why}") }),
+        message: format!(
+            "invalid payload: {}",
+            if field.is_empty() {
+                why.to_owned()
+            } else {
+                format!("{field}: {why}")
+            }
+        ),
         meta: ErrorMeta {
             channel: meta.map(|(c, _)| c.to_owned()),
             action: meta.map(|(_, a)| a.to_owned()),
@@ -143,7 +167,8 @@ impl ChatAction {
         let unwrapped;
         let frame = match frame {
             Value::String(text) => {
-                unwrapped = serde_json::from_str::<Value>(text).map_err(|_| invalid("", "not valid JSON", None))?;
+                unwrapped = serde_json::from_str::<Value>(text)
+                    .map_err(|_| invalid("", "not valid JSON", None))?;
                 &unwrapped
             }
             other => other,
@@ -185,13 +210,19 @@ impl ChatAction {
                     .get("is_typing")
                     .and_then(Value::as_bool)
                     .ok_or_else(|| invalid("is_typing", "must be a boolean", meta))?;
-                Ok(ChatAction::Typing { channel_id, is_typing })
+                Ok(ChatAction::Typing {
+                    channel_id,
+                    is_typing,
+                })
             }
             other => Err(ActionError {
                 code: ErrorCode::UnsupportedAction,
                 message: format!("unsupported action {other:?}"),
                 meta: ErrorMeta {
-                    channel: obj.get("channel").and_then(Value::as_str).map(str::to_owned),
+                    channel: obj
+                        .get("channel")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
                     action: Some(other.to_owned()),
                     errors: None,
                 },
@@ -218,7 +249,9 @@ fn parse_topic(channel: &str, action: &str) -> Result<ChatTopic, ActionError> {
     }
     Err(ActionError {
         code: ErrorCode::UnsupportedChannel,
-        message: format!("unsupported channel {channel:?}: use global, channel:{{id}} or user:{{id}}"),
+        message: format!(
+            "unsupported channel {channel:?}: use global, channel:{{id}} or user:{{id}}"
+        ),
         meta: ErrorMeta {
             channel: Some(channel.to_owned()),
             action: Some(action.to_owned()),
@@ -248,14 +281,21 @@ impl ChatPublication {
             return Err(PublicationError::NotAnObject);
         };
         let mut errors = Vec::new();
-        let event = match obj.get("event").and_then(Value::as_str).map(str::parse::<ChatEvent>) {
+        let event = match obj
+            .get("event")
+            .and_then(Value::as_str)
+            .map(str::parse::<ChatEvent>)
+        {
             Some(Ok(e)) => Some(e),
             _ => {
                 errors.push(FieldError::new("event", "must be a chat event type"));
                 None
             }
         };
-        let project_id = obj.get("project_id").and_then(Value::as_str).and_then(|p| Uuid::parse_str(p).ok());
+        let project_id = obj
+            .get("project_id")
+            .and_then(Value::as_str)
+            .and_then(|p| Uuid::parse_str(p).ok());
         if project_id.is_none() {
             errors.push(FieldError::new("project_id", "must be a UUID"));
         }
@@ -263,11 +303,17 @@ impl ChatPublication {
             None | Some(Value::Null) => None,
             Some(Value::String(id)) if !id.is_empty() && id.len() <= MAX_EVENT_ID_LEN => Some(id),
             Some(_) => {
-                errors.push(FieldError::new("event_id", "must be a string of 1 to 128 characters"));
+                errors.push(FieldError::new(
+                    "event_id",
+                    "must be a string of 1 to 128 characters",
+                ));
                 None
             }
         };
-        let origin_connection = obj.get("origin_connection").and_then(Value::as_str).map(str::to_owned);
+        let origin_connection = obj
+            .get("origin_connection")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let data = match obj.remove("data") {
             Some(Value::Object(data)) => data,
             _ => {
@@ -275,7 +321,10 @@ impl ChatPublication {
                 Map::new()
             }
         };
-        let mut check = DataCheck { data: &data, errors: &mut errors };
+        let mut check = DataCheck {
+            data: &data,
+            errors: &mut errors,
+        };
         let channel_id = check.uuid("channel_id");
         let mut user_id = None;
         if let Some(event) = event {
@@ -325,15 +374,17 @@ impl ChatPublication {
             }
         }
         match (event, project_id, channel_id) {
-            (Some(event), Some(project_id), Some(channel_id)) if errors.is_empty() => Ok(ChatPublication {
-                event,
-                project_id,
-                event_id,
-                data,
-                channel_id,
-                user_id,
-                origin_connection,
-            }),
+            (Some(event), Some(project_id), Some(channel_id)) if errors.is_empty() => {
+                Ok(ChatPublication {
+                    event,
+                    project_id,
+                    event_id,
+                    data,
+                    channel_id,
+                    user_id,
+                    origin_connection,
+                })
+            }
             _ => Err(PublicationError::Invalid(errors)),
         }
     }
@@ -341,8 +392,14 @@ impl ChatPublication {
     /// The publication as JSON again (what goes on the bus).
     pub fn to_json(&self) -> Value {
         let mut obj = Map::new();
-        obj.insert("event".into(), Value::String(self.event.as_str().to_owned()));
-        obj.insert("project_id".into(), Value::String(self.project_id.to_string()));
+        obj.insert(
+            "event".into(),
+            Value::String(self.event.as_str().to_owned()),
+        );
+        obj.insert(
+            "project_id".into(),
+            Value::String(self.project_id.to_string()),
+        );
         obj.insert("data".into(), Value::Object(self.data.clone()));
         if let Some(id) = &self.event_id {
             obj.insert("event_id".into(), Value::String(id.clone()));
@@ -383,7 +440,8 @@ impl ChatPublication {
 
 /// Formats ms since the epoch as ISO 8601 UTC with milliseconds (`2025-01-15T10:30:00.000Z`).
 pub fn iso_timestamp(ms: i64) -> String {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    let at =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
     humantime::format_rfc3339_millis(at).to_string()
 }
 
@@ -394,7 +452,8 @@ struct DataCheck<'a> {
 
 impl DataCheck<'_> {
     fn fail(&mut self, field: &str, why: &str) {
-        self.errors.push(FieldError::new(format!("/data/{field}"), why));
+        self.errors
+            .push(FieldError::new(format!("/data/{field}"), why));
     }
 
     /// A user id: a non-empty string.
@@ -416,13 +475,20 @@ impl DataCheck<'_> {
     }
 
     fn optional_string(&mut self, field: &str) {
-        if !matches!(self.data.get(field), None | Some(Value::Null) | Some(Value::String(_))) {
+        if !matches!(
+            self.data.get(field),
+            None | Some(Value::Null) | Some(Value::String(_))
+        ) {
             self.fail(field, "must be a string or null");
         }
     }
 
     fn uuid(&mut self, field: &str) -> Option<Uuid> {
-        let id = self.data.get(field).and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok());
+        let id = self
+            .data
+            .get(field)
+            .and_then(Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok());
         if id.is_none() {
             self.fail(field, "must be a UUID");
         }
@@ -449,10 +515,14 @@ mod tests {
     fn data(event: ChatEvent) -> Value {
         use ChatEvent::*;
         match event {
-            ChannelMessage => json!({"channel_id":C,"message_id":M,"user_id":"u1","username":null,"content":"hi"}),
+            ChannelMessage => {
+                json!({"channel_id":C,"message_id":M,"user_id":"u1","username":null,"content":"hi"})
+            }
             MessageUpdated => json!({"channel_id":C,"message_id":M,"content":"hi!"}),
             MessageDeleted => json!({"channel_id":C,"message_id":M}),
-            MessageReply => json!({"channel_id":C,"message_id":M,"parent_message_id":M,"user_id":"u1","content":"re"}),
+            MessageReply => {
+                json!({"channel_id":C,"message_id":M,"parent_message_id":M,"user_id":"u1","content":"re"})
+            }
             MemberJoined | MemberLeft => json!({"channel_id":C,"user_id":"u1","username":"Ann"}),
             MemberRoleUpdated => json!({"channel_id":C,"user_id":"u1","new_role":"admin"}),
             UserBanned | UserUnbanned => json!({"channel_id":C,"user_id":"u1","motive":"spam"}),
@@ -471,7 +541,8 @@ mod tests {
     #[test]
     fn every_event_validates_and_routes() {
         for e in ChatEvent::ALL {
-            let p = ChatPublication::from_value(publication(e)).unwrap_or_else(|err| panic!("{e}: {err}"));
+            let p = ChatPublication::from_value(publication(e))
+                .unwrap_or_else(|err| panic!("{e}: {err}"));
             let topics: Vec<String> = p.deliveries().iter().map(|(t, _)| t.name()).collect();
             let expected: Vec<String> = if e == ChatEvent::ChannelCreated {
                 vec!["global".into()]
@@ -486,7 +557,8 @@ mod tests {
 
     #[test]
     fn the_user_copy_of_moderation_omits_user_id() {
-        let p = ChatPublication::from_value(publication(ChatEvent::UserBanned)).unwrap_or_else(|e| panic!("{e}"));
+        let p = ChatPublication::from_value(publication(ChatEvent::UserBanned))
+            .unwrap_or_else(|e| panic!("{e}"));
         let d = p.deliveries();
         assert_eq!(d[0].1.get("user_id"), Some(&json!("u1")));
         assert_eq!(d[1].1.get("user_id"), None);
@@ -511,7 +583,11 @@ mod tests {
             v["data"][field] = bad;
             match ChatPublication::from_value(v) {
                 Err(PublicationError::Invalid(errors)) => {
-                    assert_eq!(errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), [format!("/data/{field}")], "{event}")
+                    assert_eq!(
+                        errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(),
+                        [format!("/data/{field}")],
+                        "{event}"
+                    )
                 }
                 other => panic!("{event}/{field}: {other:?}"),
             }
@@ -521,14 +597,48 @@ mod tests {
     #[test]
     fn topics_parse() {
         let sub = |c: &str| ChatAction::parse(&json!({"action":"subscribe","channel":c}));
-        assert!(matches!(sub("global"), Ok(ChatAction::Subscribe { topic: ChatTopic::Global, .. })));
-        assert!(matches!(sub(&format!("channel:{C}")), Ok(ChatAction::Subscribe { topic: ChatTopic::Channel(_), .. })));
-        assert!(matches!(sub("user:abc"), Ok(ChatAction::Subscribe { topic: ChatTopic::User(_), .. })));
-        assert_eq!(sub("channel:x").err().map(|e| e.code), Some(ErrorCode::InvalidPayload));
-        assert_eq!(sub("user:").err().map(|e| e.code), Some(ErrorCode::InvalidPayload));
-        assert_eq!(sub("room:1").err().map(|e| e.code), Some(ErrorCode::UnsupportedChannel));
-        let typing = ChatAction::parse(&json!({"action":"typing","channel_id":C,"is_typing":false}));
-        assert!(matches!(typing, Ok(ChatAction::Typing { is_typing: false, .. })));
+        assert!(matches!(
+            sub("global"),
+            Ok(ChatAction::Subscribe {
+                topic: ChatTopic::Global,
+                ..
+            })
+        ));
+        assert!(matches!(
+            sub(&format!("channel:{C}")),
+            Ok(ChatAction::Subscribe {
+                topic: ChatTopic::Channel(_),
+                ..
+            })
+        ));
+        assert!(matches!(
+            sub("user:abc"),
+            Ok(ChatAction::Subscribe {
+                topic: ChatTopic::User(_),
+                ..
+            })
+        ));
+        assert_eq!(
+            sub("channel:x").err().map(|e| e.code),
+            Some(ErrorCode::InvalidPayload)
+        );
+        assert_eq!(
+            sub("user:").err().map(|e| e.code),
+            Some(ErrorCode::InvalidPayload)
+        );
+        assert_eq!(
+            sub("room:1").err().map(|e| e.code),
+            Some(ErrorCode::UnsupportedChannel)
+        );
+        let typing =
+            ChatAction::parse(&json!({"action":"typing","channel_id":C,"is_typing":false}));
+        assert!(matches!(
+            typing,
+            Ok(ChatAction::Typing {
+                is_typing: false,
+                ..
+            })
+        ));
         let bad = ChatAction::parse(&json!({"action":"typing","channel_id":C}));
         assert_eq!(bad.err().map(|e| e.code), Some(ErrorCode::InvalidPayload));
     }

@@ -108,8 +108,14 @@ pub fn subscription_closed(
 }
 
 /// A chat publication (the `/chat` namespace, seed 002): `data` is the event's body.
-pub fn chat(project_id: Uuid, event: ChatEvent, data: Value) -> Result<ChatPublication, PublicationError> {
-    ChatPublication::from_value(json!({"event": event.as_str(), "project_id": project_id, "data": data}))
+pub fn chat(
+    project_id: Uuid,
+    event: ChatEvent,
+    data: Value,
+) -> Result<ChatPublication, PublicationError> {
+    ChatPublication::from_value(
+        json!({"event": event.as_str(), "project_id": project_id, "data": data}),
+    )
 }
 
 /// The channel a publication travels on, for callers that route by channel.
@@ -169,7 +175,14 @@ mod tests {
             "status": "completed", "request_type": "balance", "amount": "5", "currency": "EUR"});
         assert!(payment_request_updated(p, UpdateType::Completed, pr).is_ok());
         let channel = Uuid::from_u128(4);
-        assert!(chat(p, ChatEvent::MemberJoined, json!({"channel_id": channel, "user_id": "u1"})).is_ok());
+        assert!(
+            chat(
+                p,
+                ChatEvent::MemberJoined,
+                json!({"channel_id": channel, "user_id": "u1"})
+            )
+            .is_ok()
+        );
         assert!(chat(p, ChatEvent::MemberJoined, json!({"channel_id": channel})).is_err());
     }
 }

@@ -29,8 +29,8 @@ pub mod targets_api;
 use std::future::Future;
 use std::time::Duration;
 
-use livegate_protocol::chat::ChatPublication;
 use livegate_protocol::Publication;
+use livegate_protocol::chat::ChatPublication;
 use livegate_protocol::payment_request::PaymentRequestStatus;
 use serde_json::Value;
 use uuid::Uuid;
@@ -71,7 +71,11 @@ pub trait Publisher: Send + Sync {
         publication: ChatPublication,
     ) -> impl Future<Output = Result<String, Error>> + Send {
         let _ = publication;
-        async { Err(Error::Unavailable("this publisher does not carry chat events".into())) }
+        async {
+            Err(Error::Unavailable(
+                "this publisher does not carry chat events".into(),
+            ))
+        }
     }
 
     /// Revokes a session: later handshakes fail with `session_revoked`, and every node

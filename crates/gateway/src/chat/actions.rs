@@ -10,13 +10,13 @@ use std::time::Instant;
 
 use livegate_protocol::chat::{ChatAction, ChatEvent, ChatPublication, ChatTopic};
 use livegate_protocol::{AnyPublication, ErrorCode, ErrorMeta, SystemMessage};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 use socketioxide::extract::SocketRef;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::engine::{EngineError, ProjectLease};
-use crate::node::{now_ms, Node};
+use crate::node::{Node, now_ms};
 use crate::rooms;
 use crate::session::Session;
 
@@ -53,7 +53,12 @@ impl TypingBucket {
     }
 }
 
-pub async fn run(socket: SocketRef, session: Arc<Session>, node: Arc<Node>, mut frames: mpsc::Receiver<Value>) {
+pub async fn run(
+    socket: SocketRef,
+    session: Arc<Session>,
+    node: Arc<Node>,
+    mut frames: mpsc::Receiver<Value>,
+) {
     socket.join(rooms::for_connection(session.connection_id));
     let mut typing = TypingBucket::new();
     while let Some(frame) = frames.recv().await {
@@ -98,7 +103,9 @@ async fn handle(
             timestamp: now_ms(),
             received_timestamp: timestamp,
         })),
-        ChatAction::Subscribe { topic, channel } => Some(subscribe(socket, session, node, topic, &channel).await),
+        ChatAction::Subscribe { topic, channel } => {
+            Some(subscribe(socket, session, node, topic, &channel).await)
+        }
         ChatAction::Unsubscribe { topic, channel } => {
             let room = rooms::for_chat_topic(session.project_id(), &topic);
             if session.subscriptions().remove(&room) {
@@ -106,14 +113,19 @@ async fn handle(
             }
             Some(ack("unsubscribed", &channel, session.project_id()))
         }
-        ChatAction::Typing { channel_id, is_typing } => {
-            typing_action(session, node, typing, channel_id, is_typing).await
-        }
+        ChatAction::Typing {
+            channel_id,
+            is_typing,
+        } => typing_action(session, node, typing, channel_id, is_typing).await,
     }
 }
 
 /// Whether the socket's user may hear a topic.
-async fn authorized(session: &Session, node: &Node, topic: &ChatTopic) -> Result<bool, EngineError> {
+async fn authorized(
+    session: &Session,
+    node: &Node,
+    topic: &ChatTopic,
+) -> Result<bool, EngineError> {
     match topic {
         ChatTopic::Global => Ok(true),
         ChatTopic::User(user) => Ok(*user == session.identity.claims.sub),
@@ -125,7 +137,13 @@ async fn authorized(session: &Session, node: &Node, topic: &ChatTopic) -> Result
     }
 }
 
-async fn subscribe(socket: &SocketRef, session: &Session, node: &Node, topic: ChatTopic, channel: &str) -> Value {
+async fn subscribe(
+    socket: &SocketRef,
+    session: &Session,
+    node: &Node,
+    topic: ChatTopic,
+    channel: &str,
+) -> Value {
     const ACTION: &str = "subscribe";
     let project_id = session.project_id();
     let room = rooms::for_chat_topic(project_id, &topic);
@@ -138,7 +156,9 @@ async fn subscribe(socket: &SocketRef, session: &Session, node: &Node, topic: Ch
         if subs.len() >= limit {
             return error(
                 ErrorCode::SubscriptionFailed,
-                format!("subscription limit reached: a connection may hold at most {limit} subscriptions"),
+                format!(
+                    "subscription limit reached: a connection may hold at most {limit} subscriptions"
+                ),
                 channel,
                 ACTION,
             );
@@ -146,10 +166,22 @@ async fn subscribe(socket: &SocketRef, session: &Session, node: &Node, topic: Ch
     }
     match authorized(session, node, &topic).await {
         Ok(true) => {}
-        Ok(false) => return error(ErrorCode::Forbidden, format!("{channel} is not yours to hear"), channel, ACTION),
+        Ok(false) => {
+            return error(
+                ErrorCode::Forbidden,
+                format!("{channel} is not yours to hear"),
+                channel,
+                ACTION,
+            );
+        }
         Err(e) => {
             tracing::warn!(error = %e, "membership lookup failed");
-            return error(ErrorCode::SubscriptionFailed, "the registry is unavailable; retry later", channel, ACTION);
+            return error(
+                ErrorCode::SubscriptionFailed,
+                "the registry is unavailable; retry later",
+                channel,
+                ACTION,
+            );
         }
     }
     let lease = if session.subscriptions().has_lease() {
@@ -183,10 +215,19 @@ async fn typing_action(
 ) -> Option<Value> {
     let channel = ChatTopic::Channel(channel_id).name();
     let claims = &session.identity.claims;
-    match node.engine.is_chat_member(session.project_id(), channel_id, &claims.sub).await {
+    match node
+        .engine
+        .is_chat_member(session.project_id(), channel_id, &claims.sub)
+        .await
+    {
         Ok(true) => {}
         Ok(false) => {
-            return Some(error(ErrorCode::Forbidden, "only members of the channel may type in it", &channel, "typing"));
+            return Some(error(
+                ErrorCode::Forbidden,
+                "only members of the channel may type in it",
+                &channel,
+                "typing",
+            ));
         }
         Err(e) => {
             tracing::warn!(error = %e, "membership lookup failed: typing dropped");
@@ -200,7 +241,10 @@ async fn typing_action(
     let mut data = Map::new();
     data.insert("channel_id".into(), json!(channel_id));
     data.insert("user_id".into(), json!(claims.sub));
-    data.insert("username".into(), json!(claims.name.clone().unwrap_or_else(|| claims.sub.clone())));
+    data.insert(
+        "username".into(),
+        json!(claims.name.clone().unwrap_or_else(|| claims.sub.clone())),
+    );
     data.insert("is_typing".into(), json!(is_typing));
     let publication = ChatPublication {
         event: ChatEvent::UserTyping,

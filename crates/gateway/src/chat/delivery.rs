@@ -4,18 +4,25 @@
 
 use std::sync::Arc;
 
-use livegate_protocol::chat::{iso_timestamp, ChatEvent, ChatPublication, ChatTopic, CHAT_NAMESPACE};
+use livegate_protocol::chat::{
+    CHAT_NAMESPACE, ChatEvent, ChatPublication, ChatTopic, iso_timestamp,
+};
 use socketioxide::SocketIo;
 use uuid::Uuid;
 
-use crate::node::{now_ms, Node};
+use crate::node::{Node, now_ms};
 use crate::rooms;
 use crate::session::Session;
 
 /// Emits a chat publication; `true` when some socket of this node received it.
 pub async fn deliver(io: &SocketIo, _node: &Node, p: ChatPublication) -> bool {
-    let Some(ns) = io.of(CHAT_NAMESPACE) else { return false };
-    let event_id = p.event_id.clone().unwrap_or_else(|| Uuid::new_v4().to_string());
+    let Some(ns) = io.of(CHAT_NAMESPACE) else {
+        return false;
+    };
+    let event_id = p
+        .event_id
+        .clone()
+        .unwrap_or_else(|| Uuid::new_v4().to_string());
     let timestamp = iso_timestamp(now_ms());
     let origin = p
         .origin_connection
@@ -46,7 +53,9 @@ pub async fn deliver(io: &SocketIo, _node: &Node, p: ChatPublication) -> bool {
     };
     if let Some(user) = leaving {
         for socket in ns.clone().local().to(channel_room.clone()).sockets() {
-            let Some(session) = socket.extensions.get::<Arc<Session>>() else { continue };
+            let Some(session) = socket.extensions.get::<Arc<Session>>() else {
+                continue;
+            };
             if !user.is_empty() && session.identity.claims.sub != user {
                 continue;
             }

@@ -12,7 +12,7 @@ pub mod delivery;
 use std::future::Ready;
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use socketioxide::extract::{Extension, SocketRef, State};
 
 use crate::auth::Identity;

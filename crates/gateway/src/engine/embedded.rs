@@ -10,8 +10,8 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use livegate_protocol::payment_request::{PaymentRequestRecord, ProviderPaymentRecord};
 use livegate_protocol::chat::{ChatEvent, ChatPublication};
+use livegate_protocol::payment_request::{PaymentRequestRecord, ProviderPaymentRecord};
 use livegate_protocol::{AnyPublication, Publication, Route};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -59,7 +59,10 @@ impl EmbeddedEngine {
         let mut reg = self.registry_mut();
         match (p.event, &p.user_id) {
             (ChatEvent::MemberJoined, Some(user)) => {
-                reg.chat_members.entry(key).or_default().insert(user.clone());
+                reg.chat_members
+                    .entry(key)
+                    .or_default()
+                    .insert(user.clone());
             }
             (ChatEvent::MemberLeft | ChatEvent::UserKicked | ChatEvent::UserBanned, Some(user)) => {
                 if let Some(members) = reg.chat_members.get_mut(&key) {
@@ -156,7 +159,12 @@ impl Engine for EmbeddedEngine {
         Ok(self.registry().provider_payments.get(id).cloned())
     }
 
-    async fn is_chat_member(&self, project_id: Uuid, channel_id: Uuid, user_id: &str) -> Result<bool, EngineError> {
+    async fn is_chat_member(
+        &self,
+        project_id: Uuid,
+        channel_id: Uuid,
+        user_id: &str,
+    ) -> Result<bool, EngineError> {
         Ok(self
             .registry()
             .chat_members

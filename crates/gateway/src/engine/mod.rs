@@ -82,7 +82,12 @@ pub trait Engine: Send + Sync + 'static {
     async fn is_session_revoked(&self, sid: &str) -> Result<bool, EngineError>;
 
     /// Whether a user belongs to a chat channel of a project (the membership registry).
-    async fn is_chat_member(&self, project_id: Uuid, channel_id: Uuid, user_id: &str) -> Result<bool, EngineError>;
+    async fn is_chat_member(
+        &self,
+        project_id: Uuid,
+        channel_id: Uuid,
+        user_id: &str,
+    ) -> Result<bool, EngineError>;
 
     /// Marks the session revoked for `ttl` and tells every node to disconnect its sockets.
     async fn revoke_session(

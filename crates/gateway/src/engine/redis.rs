@@ -449,7 +449,13 @@ impl Engine for RedisEngine {
         let publication = match publication {
             AnyPublication::Live(p) => p,
             AnyPublication::Chat(p) => {
-                return self.inner.publisher.publish_chat(p).await.map(|_| ()).map_err(unavailable);
+                return self
+                    .inner
+                    .publisher
+                    .publish_chat(p)
+                    .await
+                    .map(|_| ())
+                    .map_err(unavailable);
             }
         };
         self.inner
@@ -483,9 +489,22 @@ impl Engine for RedisEngine {
             .await
     }
 
-    async fn is_chat_member(&self, project_id: Uuid, channel_id: Uuid, user_id: &str) -> Result<bool, EngineError> {
-        let key = self.inner.settings.names.chat_members(project_id, channel_id);
-        self.inner.commands.sismember(&key, user_id).await.map_err(unavailable)
+    async fn is_chat_member(
+        &self,
+        project_id: Uuid,
+        channel_id: Uuid,
+        user_id: &str,
+    ) -> Result<bool, EngineError> {
+        let key = self
+            .inner
+            .settings
+            .names
+            .chat_members(project_id, channel_id);
+        self.inner
+            .commands
+            .sismember(&key, user_id)
+            .await
+            .map_err(unavailable)
     }
 
     async fn is_session_revoked(&self, sid: &str) -> Result<bool, EngineError> {

@@ -161,10 +161,7 @@ async fn subscribe(
         }
     };
     let room = rooms::for_key(project_id, &req.key);
-    if !session
-        .subscriptions()
-        .insert(room.clone(), lease)
-    {
+    if !session.subscriptions().insert(room.clone(), lease) {
         return vec![];
     }
     socket.join(room.clone());
