@@ -6,7 +6,7 @@ E2E := tests/e2e
 BROWSER := tests/browser
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help run build test test-unit test-e2e e2e-deps test-browser browser-deps lint fmt clean deploy-check cluster cluster-smoke nginx-dep
+.PHONY: help run build test test-unit test-e2e e2e-deps test-browser browser-deps lint fmt clean bench bench-deps bench-smoke deploy-check cluster cluster-smoke nginx-dep
 DEPLOY_VENV := $(CURDIR)/.venv-deploy
 
 help: ## list the targets
@@ -18,7 +18,7 @@ run: ## the gateway on the embedded engine (no Redis) with the targets REST API 
 build: ## build every crate
 	$(CARGO) build --workspace
 
-test: test-unit test-e2e test-browser deploy-check cluster-smoke ## unit tests, end-to-end tests against the real binary, the admin page in a browser, deploy/ validation, the local cluster
+test: test-unit test-e2e test-browser deploy-check cluster-smoke bench-smoke ## unit tests, end-to-end tests against the real binary, the admin page in a browser, deploy/ validation, the local cluster, the benchmark tooling at tiny sizes
 
 test-unit: ## unit and crate tests
 	$(CARGO) test --workspace
@@ -61,3 +61,13 @@ fmt: ## format the code
 
 clean: ## remove build output
 	$(CARGO) clean
+
+bench-deps: ## install the Node.js benchmark peer from its committed lock file
+	cd bench/peers/node-socketio && npm ci --no-audit --no-fund
+
+bench: bench-deps ## benchmarks against the Node.js Socket.IO peer (about 30 min): bench/results/<date>.{json,md} and SVG plots
+	$(CARGO) build --release -p livegate-gateway -p livegate-loadgen
+	python3 bench/run.py
+
+bench-smoke: build ## the benchmark tooling at tiny sizes (embedded engine, HTTP publish, under a minute); fails on any lost delivery
+	python3 bench/run.py --smoke --bin-dir $(CURDIR)/target/debug

@@ -121,7 +121,8 @@ pub struct Args {
     #[serde(serialize_with = "secs")]
     pub drain: Duration,
 
-    /// Stop after the first step that loses or duplicates a delivery or exceeds --max-p99.
+    /// Stop after the first step that is not clean: a delivery lost or duplicated, a connection
+    /// dropped, p99 over --max-p99, or fewer than 97 % of the owed deliveries arriving in the window.
     #[arg(long)]
     pub stop_on_fail: bool,
 
