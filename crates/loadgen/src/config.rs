@@ -27,7 +27,7 @@ through Redis or HTTP with its own event ids, and reports deliveries/s, loss, du
 publish-to-client latency. A live progress line goes to stderr, the JSON report to stdout and --report."
 )]
 pub struct Args {
-    /// Server base URL(s), `http://host:port`; connections are spread over them round-robin.
+    /// Server base URL(s), `http://host:port`; each project's connections alternate over them.
     #[arg(long = "url", required = true, value_delimiter = ',')]
     pub urls: Vec<String>,
 

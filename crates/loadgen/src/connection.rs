@@ -34,7 +34,9 @@ impl Spec {
         let projects = shared.args.projects;
         Spec {
             index,
-            target: index % plan.targets.len(),
+            // Every project's connections alternate over the servers, so with two nodes each
+            // publication fans out on both.
+            target: (index / projects) % plan.targets.len(),
             source: (!plan.sources.is_empty()).then(|| plan.sources[index % plan.sources.len()]),
             project: plan.project_of(index, projects),
             set: plan.set_of(index, projects),
