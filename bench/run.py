@@ -52,7 +52,7 @@ SCENARIOS = ("idle", "fanout-1", "fanout-100", "handshakes", "two-nodes")
 IDLE_SIZES = (2000, 5000, 10000, 19000)
 # Target deliveries per second of the rate steps.
 DELIVERY_STEPS = (10_000, 20_000, 25_000, 30_000, 35_000, 40_000, 50_000, 60_000, 70_000,
-                  80_000, 90_000, 100_000, 110_000, 120_000, 140_000)
+                  80_000, 90_000, 100_000, 110_000, 120_000, 140_000, 160_000, 180_000, 200_000, 240_000)
 LABEL = {"livegate": "livegate", "node": "Node.js socket.io peer"}
 COLOR = {"livegate": "#c0392b", "node": "#2c7fb8"}
 
@@ -373,6 +373,8 @@ def machine_info():
         "redis": cmd(["redis-server", "--version"]),
         "open_files_hard_limit": cmd(["bash", "-c", "ulimit -Hn"]),
         "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
+        "commit": cmd(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]),
+        "uncommitted_changes_in_crates": bool(cmd(["git", "-C", ROOT, "status", "--porcelain", "crates"])),
     }
 
 
@@ -403,6 +405,13 @@ def targets(res):
                 f"(busiest step; livegate at {fmt((lg_share or 0) * 100, 0)} % CPU)",
                 "livegate": lg_sat, "node": nd_sat, "ratio": ratio(lg_sat, 7.4),
                 "met": bool(lg_sat and lg_sat <= 1.3 * 7.4)})
+    lg_sat1 = get(["fanout-1", "*", "saturation", "server_cpu_us_per_delivery"], "livegate")
+    nd_sat1 = get(["fanout-1", "*", "saturation", "server_cpu_us_per_delivery"], "node")
+    lg_share1 = get(["fanout-1", "*", "saturation", "server_cpu_share"], "livegate")
+    out.append({"target": "same, one project (10k recipients per publication; busiest step, livegate at "
+                f"{fmt((lg_share1 or 0) * 100, 0)} % CPU)",
+                "livegate": lg_sat1, "node": nd_sat1, "ratio": ratio(lg_sat1, 7.4),
+                "met": bool(lg_sat1 and lg_sat1 <= 1.3 * 7.4)})
     lg_mem = get(["idle", "*", "slope_kb_per_conn"], "livegate")
     nd_mem = get(["idle", "*", "slope_kb_per_conn"], "node")
     out.append({"target": "RSS per idle subscribed connection <= 10 KB (slope)",
@@ -439,7 +448,9 @@ def markdown(res, svgs):
     L = [f"# livegate benchmark, {res['date']}", ""]
     m = res["machine"]
     L += [f"Machine: {m['cores']} × {m['cpu']}, Linux {m['kernel']}, {m['rustc']}, Node {m['node']}, "
-          f"{m['redis']}. Load average at start: {' '.join(m['loadavg_at_start'])}.", ""]
+          f"{m['redis']}. Commit {m.get('commit')}"
+          f"{' (with uncommitted changes of other engineers in crates/)' if m.get('uncommitted_changes_in_crates') else ''}. "
+          f"Load average at start: {' '.join(m['loadavg_at_start'])}, at end: {' '.join(m.get('loadavg_at_end', []))}.", ""]
     L += ["Servers pinned to core 0, the load generator and Redis to core 1 (taskset); server CPU and RSS "
           "from /proc. One run per cell. **The machine was shared with other agents building and testing "
           "at the same time, so other processes may have shared either core; CPU figures are noisy "
@@ -488,8 +499,8 @@ def markdown(res, svgs):
             L += [f"**{LABEL[kind]}**: highest clean {fmt(best['deliveries_per_s']) if best else '–'} deliveries/s "
                   f"(p99 limit {v['max_p99_ms']}); connected {fmt(v['connect']['subscribed'])} at "
                   f"{fmt(v['connect']['connects_per_s'])}/s.", "",
-                  "| target deliv/s | delivered/s | lost | dup | p50 ms | p90 | p99 | p999 | max | server CPU | server µs/deliv | RSS MB | loadgen CPU | clean |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| target deliv/s | delivered/s | lost | dup | p50 ms | p90 | p99 | p999 | max | server CPU | server µs/deliv | RSS MB | loadgen CPU | loadgen µs/deliv | clean |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
             rows = list(v["steps"])
             if v.get("half_rate"):
                 rows.append(dict(v["half_rate"], half=True))
@@ -500,7 +511,7 @@ def markdown(res, svgs):
                          f"{fmt(s['duplicates'])} | {fmt(s['p50_ms'], 2)} | {fmt(s['p90_ms'], 2)} | {fmt(s['p99_ms'], 2)} | "
                          f"{fmt(s['p999_ms'], 2)} | {fmt(s['max_ms'], 2)} | {s['server_cpu_share'] * 100:.0f} % | "
                          f"{fmt(s['server_cpu_us_per_delivery'], 2)} | {rss} | {s['loadgen_cpu_share'] * 100:.0f} % | "
-                         f"{fmt(s['clean'])} |")
+                         f"{fmt(s['loadgen_cpu_us_per_delivery'], 2)} | {fmt(s['clean'])} |")
             L.append("")
     if "handshakes" in sc:
         L += ["## Handshakes", "",
