@@ -81,7 +81,9 @@ pub async fn run(
         .max_payload(INBOUND_PACKET_CAP as u64)
         .ws_max_message_size(INBOUND_PACKET_CAP)
         .ws_max_frame_size(INBOUND_PACKET_CAP)
-        .ws_read_buffer_size(INBOUND_PACKET_CAP)
+        // Only the first read chunk (tungstenite grows it for larger messages; the cap above
+        // still holds): 1 KB instead of 4 KB per idle socket.
+        .ws_read_buffer_size(1024)
         .max_buffer_size(cfg.socket_buffer)
         // Binary attachments are not part of the protocol: a packet carrying one closes the connection.
         .with_parser(ParserConfig::common().max_incoming_binaries(0))
@@ -109,6 +111,7 @@ pub async fn run(
             connections.clone(),
         ))
         .layer(layer)
+        .layer(axum::middleware::map_request(own_request_parts))
         .layer(axum::middleware::from_fn_with_state(
             node.clone(),
             drain::refuse_new_sessions,
@@ -157,4 +160,29 @@ fn sockets_on(io: &SocketIo) -> usize {
         .into_iter()
         .map(|ns| ns.local().sockets().len())
         .sum()
+}
+
+/// Memory per connection: hyper parses headers and the URI as slices of its 8–16 KB connection
+/// read buffer, and engineioxide keeps the request parts for the socket's whole life, which pins
+/// that buffer. Copying them into their own small allocations lets it go once the connection is
+/// upgraded: −10.8 KB per idle socket, measured (bench/results/2026-11-23-profile.md).
+async fn own_request_parts(mut req: axum::extract::Request) -> axum::extract::Request {
+    let headers = std::mem::take(req.headers_mut());
+    let mut owned = axum::http::HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers.iter() {
+        if let Ok(v) = axum::http::HeaderValue::from_bytes(value.as_bytes()) {
+            owned.append(name.clone(), v);
+        }
+    }
+    *req.headers_mut() = owned;
+    if let Ok(uri) = axum::http::Uri::try_from(req.uri().to_string()) {
+        *req.uri_mut() = uri;
+    }
+    // axum's router stores a clone of the original URI, sharing the same buffer.
+    if let Some(original) = req.extensions_mut().get_mut::<axum::extract::OriginalUri>()
+        && let Ok(uri) = axum::http::Uri::try_from(original.0.to_string())
+    {
+        original.0 = uri;
+    }
+    req
 }
