@@ -15,7 +15,7 @@ use socketioxide::extract::SocketRef;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::engine::{EngineError, ProjectLease};
+use crate::engine::EngineError;
 use crate::node::{Node, now_ms};
 use crate::rooms;
 use crate::session::Session;
@@ -184,21 +184,13 @@ async fn subscribe(
             );
         }
     }
-    let lease = if session.subscriptions().has_lease() {
-        None
-    } else {
-        match ProjectLease::acquire(node.engine.clone(), project_id).await {
-            Ok(lease) => Some(lease),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot receive the project's publications");
-                return error(
-                    ErrorCode::SubscriptionFailed,
-                    "cannot receive this project's events right now; retry later",
-                    channel,
-                    ACTION,
-                );
-            }
-        }
+    let Ok(lease) = session.lease_if_needed(node).await else {
+        return error(
+            ErrorCode::SubscriptionFailed,
+            "cannot receive this project's events right now; retry later",
+            channel,
+            ACTION,
+        );
     };
     if session.subscriptions().insert(room.clone(), lease) {
         socket.join(room);

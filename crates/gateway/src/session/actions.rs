@@ -14,7 +14,7 @@ use socketioxide::extract::SocketRef;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::engine::{EngineError, ProjectLease};
+use crate::engine::EngineError;
 use crate::node::{Node, now_ms};
 use crate::rooms;
 use crate::session::{Session, permitted};
@@ -144,21 +144,13 @@ async fn subscribe(
         )];
     }
 
-    let lease = if session.subscriptions().has_lease() {
-        None
-    } else {
-        match ProjectLease::acquire(node.engine.clone(), project_id).await {
-            Ok(lease) => Some(lease),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot receive the project's publications");
-                return vec![error(
-                    ErrorCode::SubscriptionFailed,
-                    "cannot receive this project's events right now; retry later",
-                    channel,
-                    ACTION,
-                )];
-            }
-        }
+    let Ok(lease) = session.lease_if_needed(node).await else {
+        return vec![error(
+            ErrorCode::SubscriptionFailed,
+            "cannot receive this project's events right now; retry later",
+            channel,
+            ACTION,
+        )];
     };
     let room = rooms::for_key(project_id, &req.key);
     if !session.subscriptions().insert(room.clone(), lease) {

@@ -23,6 +23,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::auth::Identity;
+use crate::engine::{EngineError, ProjectLease};
 use crate::metrics::Metrics;
 use crate::node::{Node, monotonic_ms};
 use crate::rooms;
@@ -63,6 +64,19 @@ impl Session {
         // Every critical section is a few map operations with no await and no panic path, so a
         // poisoned lock still guards consistent data.
         self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The project lease a new subscription needs: `None` when the socket holds one already,
+    /// else a fresh one, acquired once this node receives the project's publications.
+    pub async fn lease_if_needed(&self, node: &Node) -> Result<Option<ProjectLease>, EngineError> {
+        if self.subscriptions().has_lease() {
+            return Ok(None);
+        }
+        let lease = ProjectLease::acquire(node.engine.clone(), self.project_id()).await;
+        if let Err(e) = &lease {
+            tracing::warn!(error = %e, "cannot receive the project's publications");
+        }
+        lease.map(Some)
     }
 
     /// Queues a frame for the worker. `false` when the queue is full (the client is flooding).
