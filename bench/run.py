@@ -374,8 +374,21 @@ def machine_info():
         "open_files_hard_limit": cmd(["bash", "-c", "ulimit -Hn"]),
         "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
         "commit": cmd(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]),
+        "livegate_binary_built": binary_time(),
         "uncommitted_changes_in_crates": bool(cmd(["git", "-C", ROOT, "status", "--porcelain", "crates"])),
     }
+
+
+def binary_time():
+    """When the measured livegate binary was built: HEAD may have moved since."""
+    path = os.path.join(os.path.abspath(ARGS_BIN[0]), "livegate") if ARGS_BIN else None
+    try:
+        return datetime.datetime.fromtimestamp(os.path.getmtime(path), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    except (OSError, TypeError):
+        return None
+
+
+ARGS_BIN = []
 
 
 def ratio(a, b):
@@ -448,7 +461,7 @@ def markdown(res, svgs):
     L = [f"# livegate benchmark, {res['date']}", ""]
     m = res["machine"]
     L += [f"Machine: {m['cores']} × {m['cpu']}, Linux {m['kernel']}, {m['rustc']}, Node {m['node']}, "
-          f"{m['redis']}. Commit {m.get('commit')}"
+          f"{m['redis']}. Commit {m.get('commit')}, livegate binary built {m.get('livegate_binary_built')}"
           f"{' (with uncommitted changes of other engineers in crates/)' if m.get('uncommitted_changes_in_crates') else ''}. "
           f"Load average at start: {' '.join(m['loadavg_at_start'])}, at end: {' '.join(m.get('loadavg_at_end', []))}.", ""]
     L += ["Servers pinned to core 0, the load generator and Redis to core 1 (taskset); server CPU and RSS "
@@ -678,6 +691,7 @@ def main():
     args.idle_sizes = [int(x) for x in args.idle_sizes.split(",") if x]
     args.delivery_steps = [int(x) for x in args.delivery_steps.split(",") if x]
     b = Bench(args)
+    ARGS_BIN.append(args.bin_dir)
     try:
         if args.smoke:
             return 0 if smoke(b) else 1
