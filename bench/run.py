@@ -498,12 +498,13 @@ def markdown(res, svgs):
                 L.append(f"| {LABEL[kind[:-6]]} | {fmt(v['connections'])} over 2 processes | "
                          f"{' + '.join(fmt(x / 1024) for x in v['rss_kb'])} | | {fmt(v['per_conn_kb'], 2)} | | |")
         L.append("")
-    for name, title in (("fanout-100", "Fan-out: 10k connections over 100 projects"),
-                        ("fanout-1", "Fan-out: 10k connections on one project"),
-                        ("two-nodes", "Two nodes behind one Redis: 10k connections (5k each), 100 projects")):
+    for name, title in (("fanout-100", "Fan-out: {n} connections over 100 projects"),
+                        ("fanout-1", "Fan-out: {n} connections on one project"),
+                        ("two-nodes", "Two nodes behind one Redis (both on core 0): {n} connections alternating between them, 100 projects")):
         if name not in sc:
             continue
-        L += [f"## {title}", ""]
+        n = next((fmt(v["connections"]) for v in sc[name].values() if "connections" in v), "?")
+        L += [f"## {title.format(n=n)}", ""]
         for kind, v in sc[name].items():
             if "steps" not in v:
                 L += [f"{LABEL[kind]}: {v.get('error', 'not run')}", ""]
