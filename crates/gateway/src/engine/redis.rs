@@ -33,6 +33,9 @@ use uuid::Uuid;
 use super::{DELIVERY_QUEUE, Deliveries, Delivery, Engine, EngineError};
 use crate::metrics::Metrics;
 
+/// Publications fred may buffer for the message task before it lags (and counts the loss).
+const MESSAGE_BUFFER: usize = 8192;
+
 /// Channels per `SUBSCRIBE` when resubscribing after a reconnect (classic pub/sub).
 const RESUBSCRIBE_BATCH: usize = 200;
 
@@ -100,7 +103,12 @@ impl RedisEngine {
         let build = |config: FredConfig| {
             Builder::from_config(config)
                 .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
-                .with_performance_config(|p| p.default_command_timeout = settings.command_timeout)
+                .with_performance_config(|p| {
+                    p.default_command_timeout = settings.command_timeout;
+                    // fred's pub/sub stream holds 32 messages by default: a node starved of CPU
+                    // for a moment lost whole publications (bench run 3). Lagging is still counted.
+                    p.broadcast_channel_capacity = MESSAGE_BUFFER;
+                })
                 .with_connection_config(|c| {
                     c.connection_timeout = settings.command_timeout.max(Duration::from_secs(1));
                     c.max_command_attempts = 1;
