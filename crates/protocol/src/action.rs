@@ -58,6 +58,22 @@ pub struct ActionError {
 }
 
 impl ActionError {
+    /// An action name this namespace does not know: `meta.action` and, if sent, `meta.channel`.
+    pub(crate) fn unsupported_action(obj: &Map<String, Value>, action: &str) -> Self {
+        ActionError {
+            code: ErrorCode::UnsupportedAction,
+            message: format!("unsupported action {action:?}"),
+            meta: ErrorMeta {
+                channel: obj
+                    .get("channel")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                action: Some(action.to_owned()),
+                errors: None,
+            },
+        }
+    }
+
     /// An `invalid_payload` raised before the channel is known: no `meta.channel`/`meta.action`.
     fn invalid_frame(field: &str, why: &str) -> Self {
         ActionError {
@@ -121,18 +137,7 @@ impl Action {
             "ping" => parse_ping(obj),
             "subscribe" => parse_subscription(obj, action).map(Action::Subscribe),
             "unsubscribe" => parse_subscription(obj, action).map(Action::Unsubscribe),
-            other => Err(ActionError {
-                code: ErrorCode::UnsupportedAction,
-                message: format!("unsupported action {other:?}"),
-                meta: ErrorMeta {
-                    channel: obj
-                        .get("channel")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                    action: Some(other.to_owned()),
-                    errors: None,
-                },
-            }),
+            other => Err(ActionError::unsupported_action(obj, other)),
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::action::ActionError;
 use crate::error_code::ErrorCode;
 use crate::field_error::FieldError;
 use crate::message::ErrorMeta;
-use crate::publication::{MAX_EVENT_ID_LEN, PublicationError};
+use crate::publication::{PublicationError, take_event_id};
 
 /// The Socket.IO namespace of the chat events.
 pub const CHAT_NAMESPACE: &str = "/chat";
@@ -215,18 +215,7 @@ impl ChatAction {
                     is_typing,
                 })
             }
-            other => Err(ActionError {
-                code: ErrorCode::UnsupportedAction,
-                message: format!("unsupported action {other:?}"),
-                meta: ErrorMeta {
-                    channel: obj
-                        .get("channel")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                    action: Some(other.to_owned()),
-                    errors: None,
-                },
-            }),
+            other => Err(ActionError::unsupported_action(obj, other)),
         }
     }
 }
@@ -299,17 +288,7 @@ impl ChatPublication {
         if project_id.is_none() {
             errors.push(FieldError::new("project_id", "must be a UUID"));
         }
-        let event_id = match obj.remove("event_id") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(id)) if !id.is_empty() && id.len() <= MAX_EVENT_ID_LEN => Some(id),
-            Some(_) => {
-                errors.push(FieldError::new(
-                    "event_id",
-                    "must be a string of 1 to 128 characters",
-                ));
-                None
-            }
-        };
+        let event_id = take_event_id(&mut obj, &mut errors);
         let origin_connection = obj
             .get("origin_connection")
             .and_then(Value::as_str)

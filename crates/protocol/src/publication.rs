@@ -127,17 +127,7 @@ impl Publication {
                 None
             }
         };
-        let event_id = match body.remove("event_id") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(id)) if !id.is_empty() && id.len() <= MAX_EVENT_ID_LEN => Some(id),
-            Some(_) => {
-                errors.push(FieldError::new(
-                    "event_id",
-                    "must be a string of 1 to 128 characters",
-                ));
-                None
-            }
-        };
+        let event_id = take_event_id(&mut body, &mut errors);
         let mut check = Check {
             obj: &body,
             pointer: String::new(),
@@ -228,6 +218,24 @@ impl Publication {
             _ => None,
         }?;
         status.as_str()?.parse().ok()
+    }
+}
+
+/// Takes the publisher's optional `event_id` out of a publication (live or chat), checking it.
+pub(crate) fn take_event_id(
+    obj: &mut Map<String, Value>,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    match obj.remove("event_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) if !id.is_empty() && id.len() <= MAX_EVENT_ID_LEN => Some(id),
+        Some(_) => {
+            errors.push(FieldError::new(
+                "event_id",
+                "must be a string of 1 to 128 characters",
+            ));
+            None
+        }
     }
 }
 
