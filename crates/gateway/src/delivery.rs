@@ -81,11 +81,21 @@ async fn deliver(io: &SocketIo, node: &Node, mut p: Publication) -> bool {
         .clone()
         .unwrap_or_else(|| Uuid::new_v4().to_string());
     let payload = p.envelope(&event_id, now_ms());
-    let recipients = ns.clone().local().to(room_names.clone()).sockets();
-    if recipients.is_empty() {
+    // The sockets themselves are needed only to end their subscriptions after a
+    // `subscription.closed`, or to count the recipients of two rooms without counting a socket
+    // in both twice; otherwise the room's count is enough and socketioxide walks the room once.
+    let closing = p.event == EventName::SubscriptionClosed;
+    let (count, sockets) = match room_names.as_slice() {
+        [room] if !closing => (node.members.count(room), Vec::new()),
+        _ => {
+            let sockets = ns.clone().local().to(room_names.clone()).sockets();
+            (sockets.len(), sockets)
+        }
+    };
+    if count == 0 {
         return false;
     }
-    Metrics::inc(&node.metrics.deliveries, recipients.len() as u64);
+    Metrics::inc(&node.metrics.deliveries, count as u64);
     if let Err(e) = ns
         .local()
         .to(room_names.clone())
@@ -95,16 +105,13 @@ async fn deliver(io: &SocketIo, node: &Node, mut p: Publication) -> bool {
         Metrics::inc(&node.metrics.emit_failures, 1);
         tracing::warn!(event = %p.event, %event_id, error = %e, "some sockets missed a publication");
     }
-    if p.event == EventName::SubscriptionClosed {
-        for socket in recipients {
+    if closing {
+        for socket in sockets {
             let Some(session) = socket.extensions.get::<Arc<Session>>() else {
                 continue;
             };
-            let mut subs = session.subscriptions();
             for room in &room_names {
-                if subs.remove(room) {
-                    socket.leave(room.clone());
-                }
+                session.leave(&socket, room);
             }
         }
     }

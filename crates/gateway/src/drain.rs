@@ -6,10 +6,11 @@
 //!
 //! - [`DrainListener`] wraps the node's `TcpListener` (it is what `axum::serve` accepts from). It
 //!   sets `TCP_NODELAY` on every accepted stream (Nagle + delayed ACK would add ~40 ms to each
-//!   handshake) and registers it in the [`DrainRegistry`] with its own cancellation token.
+//!   handshake) and registers it in the [`DrainRegistry`] with its own [`DrainSwitch`].
 //! - [`DrainableStream`] is the stream hyper reads and writes, websocket upgrades included. Once
-//!   its token is cancelled, every read and write fails, and a read parked on an idle socket is
-//!   woken to fail too. hyper (or tungstenite, on an upgraded websocket) then drops the
+//!   its switch is thrown, every read and write fails, and a read or write parked on the socket
+//!   is woken to fail too. The hot path costs one atomic load per call: the stream registers
+//!   its waker only when the socket itself would block. hyper (or tungstenite, on an upgraded websocket) then drops the
 //!   connection: the Engine.IO socket sees a transport error, and the client sees
 //!   `transport close`/`transport error` and reconnects, through the load balancer, to a node
 //!   that is still ready.
@@ -20,15 +21,15 @@
 //! The whole shutdown order is in [`crate::server`].
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use atomic_waker::AtomicWaker;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
@@ -36,7 +37,6 @@ use axum::response::{IntoResponse, Response};
 use livegate_protocol::SOCKET_IO_PATH;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::node::Node;
 
@@ -56,7 +56,35 @@ impl DrainSettings {
     }
 }
 
-/// Every open TCP connection of the node, each with the token that closes it.
+/// What closes one connection: a flag its stream checks on every call, and the wakers of a read
+/// and a write parked on the socket, woken when the flag is set.
+#[derive(Debug, Default)]
+pub struct DrainSwitch {
+    closed: AtomicBool,
+    reader: AtomicWaker,
+    writer: AtomicWaker,
+}
+
+impl DrainSwitch {
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.reader.wake();
+        self.writer.wake();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Parks `cx` on the switch after the socket said `Pending`; `true` if the switch was thrown
+    /// meanwhile (checked after registering, so a close in between is never missed).
+    fn park(&self, waker: &AtomicWaker, cx: &Context<'_>) -> bool {
+        waker.register(cx.waker());
+        self.is_closed()
+    }
+}
+
+/// Every open TCP connection of the node, each with the switch that closes it.
 #[derive(Debug, Default)]
 pub struct DrainRegistry {
     state: Mutex<RegistryState>,
@@ -67,7 +95,7 @@ pub struct DrainRegistry {
 
 #[derive(Debug, Default)]
 struct RegistryState {
-    open: HashMap<u64, CancellationToken>,
+    open: HashMap<u64, Arc<DrainSwitch>>,
     /// Set by [`DrainRegistry::close_all`]: a connection accepted from then on is closed at once.
     closing: bool,
 }
@@ -83,20 +111,20 @@ impl DrainRegistry {
     }
 
     /// Registers a new connection; it leaves the registry when the returned guard is dropped.
-    fn register(self: &Arc<Self>) -> (CancellationToken, Registration) {
+    fn register(self: &Arc<Self>) -> (Arc<DrainSwitch>, Registration) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let token = CancellationToken::new();
+        let switch = Arc::new(DrainSwitch::default());
         let mut state = self.state();
         if state.closing {
-            token.cancel();
+            switch.close();
         } else {
-            state.open.insert(id, token.clone());
+            state.open.insert(id, switch.clone());
         }
         let registration = Registration {
             id,
             registry: Arc::downgrade(self),
         };
-        (token, registration)
+        (switch, registration)
     }
 
     /// Open connections.
@@ -115,17 +143,17 @@ impl DrainRegistry {
 
     /// Closes up to `n` open connections; returns how many.
     pub fn close_some(&self, n: usize) -> usize {
-        let tokens: Vec<CancellationToken> = {
+        let switches: Vec<Arc<DrainSwitch>> = {
             let mut state = self.state();
             let ids: Vec<u64> = state.open.keys().copied().take(n).collect();
             ids.iter().filter_map(|id| state.open.remove(id)).collect()
         };
-        for token in &tokens {
-            token.cancel();
+        for switch in &switches {
+            switch.close();
         }
         self.closed_by_drain
-            .fetch_add(tokens.len() as u64, Ordering::Relaxed);
-        tokens.len()
+            .fetch_add(switches.len() as u64, Ordering::Relaxed);
+        switches.len()
     }
 
     /// Closes every open connection, and every one accepted from now on.
@@ -173,10 +201,10 @@ impl axum::serve::Listener for DrainListener {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
-        let (token, registration) = self.registry.register();
+        let (switch, registration) = self.registry.register();
         let stream = DrainableStream {
             inner: tcp,
-            closed: Box::pin(token.cancelled_owned()),
+            switch,
             _registration: registration,
         };
         (stream, addr)
@@ -192,7 +220,7 @@ impl axum::serve::Listener for DrainListener {
 /// A TCP stream whose reads and writes fail once the drain closes it.
 pub struct DrainableStream {
     inner: TcpStream,
-    closed: Pin<Box<WaitForCancellationFutureOwned>>,
+    switch: Arc<DrainSwitch>,
     _registration: Registration,
 }
 
@@ -204,10 +232,23 @@ fn drained() -> io::Error {
 }
 
 impl DrainableStream {
-    /// Whether the drain closed this connection. Polling also registers the waker, so a task
-    /// parked on an idle socket is woken when the token is cancelled.
-    fn is_closed(&mut self, cx: &mut Context<'_>) -> bool {
-        self.closed.as_mut().poll(cx).is_ready()
+    /// Runs one I/O call unless the switch is thrown; a call that would block parks its task on
+    /// `waker` too, so the drain can wake it to fail.
+    fn guarded<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        waker: fn(&DrainSwitch) -> &AtomicWaker,
+        call: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if self.switch.is_closed() {
+            return Poll::Ready(Err(drained()));
+        }
+        match call(Pin::new(&mut self.inner), cx) {
+            Poll::Pending if self.switch.park(waker(&self.switch), cx) => {
+                Poll::Ready(Err(drained()))
+            }
+            other => other,
+        }
     }
 }
 
@@ -217,10 +258,7 @@ impl AsyncRead for DrainableStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.is_closed(cx) {
-            return Poll::Ready(Err(drained()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        self.guarded(cx, |s| &s.reader, |inner, cx| inner.poll_read(cx, buf))
     }
 }
 
@@ -230,10 +268,7 @@ impl AsyncWrite for DrainableStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if self.is_closed(cx) {
-            return Poll::Ready(Err(drained()));
-        }
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        self.guarded(cx, |s| &s.writer, |inner, cx| inner.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -241,10 +276,11 @@ impl AsyncWrite for DrainableStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if self.is_closed(cx) {
-            return Poll::Ready(Err(drained()));
-        }
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        self.guarded(
+            cx,
+            |s| &s.writer,
+            |inner, cx| inner.poll_write_vectored(cx, bufs),
+        )
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -252,10 +288,7 @@ impl AsyncWrite for DrainableStream {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.is_closed(cx) {
-            return Poll::Ready(Err(drained()));
-        }
-        Pin::new(&mut self.inner).poll_flush(cx)
+        self.guarded(cx, |s| &s.writer, |inner, cx| inner.poll_flush(cx))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -396,6 +429,37 @@ mod tests {
         assert!(registry.is_empty());
         let mut buf = [0u8; 4];
         assert_eq!(client.read(&mut buf).await.expect("client read"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_write_parked_on_a_full_socket_fails_when_the_drain_closes_it() {
+        let (mut listener, registry) = listener().await;
+        let (_client, mut server) = pair(&mut listener).await;
+        let (blocked_tx, blocked_rx) = tokio::sync::oneshot::channel();
+        let writer = tokio::spawn(async move {
+            // The client never reads: the socket buffers fill until a write would block.
+            let chunk = vec![0u8; 64 * 1024];
+            let would_block = Duration::from_millis(200);
+            while let Ok(written) =
+                tokio::time::timeout(would_block, server.write_all(&chunk)).await
+            {
+                if let Err(e) = written {
+                    return e.kind();
+                }
+            }
+            // On this single-threaded runtime the write below parks before the test goes on.
+            let _ = blocked_tx.send(());
+            match server.write_all(&chunk).await {
+                Ok(()) => io::ErrorKind::Other,
+                Err(e) => e.kind(),
+            }
+        });
+        blocked_rx
+            .await
+            .expect("the writer blocks on a full socket");
+        assert_eq!(registry.close_some(1), 1);
+        let kind = writer.await.expect("writer task");
+        assert_eq!(kind, io::ErrorKind::ConnectionAborted);
     }
 
     #[tokio::test]

@@ -27,6 +27,7 @@ pub mod engine;
 pub mod http;
 pub mod metrics;
 pub mod node;
+pub mod room_members;
 pub mod rooms;
 pub mod server;
 pub mod session;

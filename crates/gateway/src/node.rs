@@ -7,11 +7,14 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
+use crate::room_members::RoomMembers;
 
 pub struct Node {
     pub config: Config,
     pub engine: Arc<dyn Engine>,
     pub metrics: Arc<Metrics>,
+    /// Sockets per subscription room, on this node.
+    pub members: Arc<RoomMembers>,
     /// Set when shutdown begins: `/readyz` fails from then on.
     draining: AtomicBool,
 }
@@ -22,6 +25,7 @@ impl Node {
             config,
             engine,
             metrics,
+            members: Arc::default(),
             draining: AtomicBool::new(false),
         }
     }

@@ -1,18 +1,17 @@
-//! The chat action worker of one socket: answers `subscribe`/`unsubscribe`/`ping` in order, and
-//! turns a member's `typing` into a `user_typing` publication for the channel's other
+//! The answer to one chat action of a `/chat` socket (`subscribe`/`unsubscribe`/`ping`, answered
+//! in order as in [`crate::session`]), and turns a member's `typing` into a `user_typing` publication for the channel's other
 //! subscribers. Errors use the live-updates codes and `meta` rules.
 //!
 //! Typing is rate-limited per socket: a bucket of [`TYPING_BURST`] refilled at
 //! [`TYPING_PER_SECOND`]; extra typing actions are dropped silently (they are ephemeral).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use livegate_protocol::chat::{ChatAction, ChatEvent, ChatPublication, ChatTopic};
 use livegate_protocol::{AnyPublication, ErrorCode, ErrorMeta, SystemMessage};
 use serde_json::{Map, Value, json};
 use socketioxide::extract::SocketRef;
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::engine::EngineError;
@@ -25,27 +24,34 @@ pub const TYPING_BURST: f64 = 2.0;
 /// Typing actions a socket may send per second, sustained.
 pub const TYPING_PER_SECOND: f64 = 2.0;
 
-/// A token bucket for typing actions.
-struct TypingBucket {
+/// A token bucket for one socket's typing actions.
+#[derive(Debug)]
+pub struct TypingBucket(Mutex<Bucket>);
+
+#[derive(Debug)]
+struct Bucket {
     tokens: f64,
     refilled: Instant,
 }
 
-impl TypingBucket {
-    fn new() -> Self {
-        TypingBucket {
+impl Default for TypingBucket {
+    fn default() -> Self {
+        TypingBucket(Mutex::new(Bucket {
             tokens: TYPING_BURST,
             refilled: Instant::now(),
-        }
+        }))
     }
+}
 
-    fn take(&mut self) -> bool {
+impl TypingBucket {
+    fn take(&self) -> bool {
+        let mut b = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        let elapsed = now.duration_since(self.refilled).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * TYPING_PER_SECOND).min(TYPING_BURST);
-        self.refilled = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        let elapsed = now.duration_since(b.refilled).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * TYPING_PER_SECOND).min(TYPING_BURST);
+        b.refilled = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
             true
         } else {
             false
@@ -53,21 +59,18 @@ impl TypingBucket {
     }
 }
 
-pub async fn run(
+pub async fn answer(
     socket: SocketRef,
     session: Arc<Session>,
     node: Arc<Node>,
-    mut frames: mpsc::Receiver<Value>,
+    typing: Arc<TypingBucket>,
+    frame: Value,
 ) {
-    socket.join(rooms::for_connection(session.connection_id));
-    let mut typing = TypingBucket::new();
-    while let Some(frame) = frames.recv().await {
-        let Some(reply) = handle(&socket, &session, &node, &mut typing, frame).await else {
-            continue;
-        };
-        if let Err(e) = socket.emit("message", &reply) {
-            tracing::debug!(error = %e, "could not answer an action");
-        }
+    let Some(reply) = handle(&socket, &session, &node, &typing, frame).await else {
+        return;
+    };
+    if let Err(e) = socket.emit("message", &reply) {
+        tracing::debug!(error = %e, "could not answer an action");
     }
 }
 
@@ -91,7 +94,7 @@ async fn handle(
     socket: &SocketRef,
     session: &Session,
     node: &Node,
-    typing: &mut TypingBucket,
+    typing: &TypingBucket,
     frame: Value,
 ) -> Option<Value> {
     let action = match ChatAction::parse(&frame) {
@@ -107,10 +110,7 @@ async fn handle(
             Some(subscribe(socket, session, node, topic, &channel).await)
         }
         ChatAction::Unsubscribe { topic, channel } => {
-            let room = rooms::for_chat_topic(session.project_id(), &topic);
-            if session.subscriptions().remove(&room) {
-                socket.leave(room);
-            }
+            session.leave(socket, &rooms::for_chat_topic(session.project_id(), &topic));
             Some(ack("unsubscribed", &channel, session.project_id()))
         }
         ChatAction::Typing {
@@ -192,16 +192,14 @@ async fn subscribe(
             ACTION,
         );
     };
-    if session.subscriptions().insert(room.clone(), lease) {
-        socket.join(room);
-    }
+    session.join(socket, room, lease);
     ack("subscribed", channel, project_id)
 }
 
 async fn typing_action(
     session: &Session,
     node: &Node,
-    bucket: &mut TypingBucket,
+    bucket: &TypingBucket,
     channel_id: Uuid,
     is_typing: bool,
 ) -> Option<Value> {

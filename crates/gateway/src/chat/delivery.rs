@@ -59,9 +59,7 @@ pub async fn deliver(io: &SocketIo, _node: &Node, p: ChatPublication) -> bool {
             if !user.is_empty() && session.identity.claims.sub != user {
                 continue;
             }
-            if session.subscriptions().remove(&channel_room) {
-                socket.leave(channel_room.clone());
-            }
+            session.leave(&socket, &channel_room);
         }
     }
     delivered

@@ -3,7 +3,7 @@
 //! `user:{id}`), membership-based authorization, client `typing` and the `{type, timestamp,
 //! data}` envelope.
 //!
-//! - [`actions`]: the chat action worker (subscribe, unsubscribe, ping, typing).
+//! - [`actions`]: the chat actions (subscribe, unsubscribe, ping, typing).
 //! - [`delivery`]: chat publication → topic rooms, moderation dual delivery, subscription ends.
 
 pub mod actions;
@@ -17,7 +17,7 @@ use socketioxide::extract::{Extension, SocketRef, State};
 
 use crate::auth::Identity;
 use crate::node::Node;
-use crate::session;
+use crate::{rooms, session};
 
 /// The connect handler of `/chat`.
 pub fn on_connect(
@@ -26,7 +26,9 @@ pub fn on_connect(
     Extension(identity): Extension<Identity>,
 ) -> Ready<()> {
     let own = format!("user:{}", identity.claims.sub);
-    session::start(
+    let typing = Arc::new(actions::TypingBucket::default());
+    let this_socket = socket.clone();
+    let started = session::start(
         socket,
         node,
         identity,
@@ -37,6 +39,13 @@ pub fn on_connect(
                 "channels": ["global", "channel:{channel_id}", own],
             })
         },
-        actions::run,
-    )
+        move |socket, session, node, frame| {
+            actions::answer(socket, session, node, typing.clone(), frame)
+        },
+    );
+    // Its own room, so the sender of a `typing` can be left out of its broadcast.
+    if let Some(session) = this_socket.extensions.get::<Arc<session::Session>>() {
+        this_socket.join(rooms::for_connection(session.connection_id));
+    }
+    started
 }

@@ -13,14 +13,12 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use livegate_protocol::{Channel, NAMESPACE};
+use livegate_protocol::Channel;
 use socketioxide::SocketIo;
 
 use crate::config::EngineKind;
 use crate::drain::DrainRegistry;
 use crate::node::Node;
-use crate::rooms;
-use crate::session::Session;
 
 #[derive(Clone)]
 struct Scrape {
@@ -63,21 +61,13 @@ impl Scrape {
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
 
-        let mut per_channel: BTreeMap<&'static str, i64> =
+        let mut per_channel: BTreeMap<&'static str, usize> =
             Channel::ALL.iter().map(|c| (c.as_str(), 0)).collect();
-        if let Some(ns) = self.io.of(NAMESPACE) {
-            for socket in ns.local().sockets() {
-                if let Some(session) = socket.extensions.get::<Arc<Session>>() {
-                    for room in session.subscriptions().rooms() {
-                        *per_channel
-                            .entry(rooms::subscription_label(room))
-                            .or_default() += 1;
-                    }
-                }
-            }
-        }
+        per_channel.extend(node.members.by_label());
         for (channel, n) in per_channel {
-            m.subscriptions.with_label_values(&[channel]).set(n);
+            m.subscriptions
+                .with_label_values(&[channel])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
 
         if node.config.engine == EngineKind::Redis {

@@ -1,5 +1,6 @@
-//! The action worker of one socket: takes frames in the order they arrived, answers each, and is
-//! the one place where action failures become wire errors (seed 003, CONTRACT §2).
+//! The answer to one action frame of a `/v2/live-updates` socket (frames are answered one at a
+//! time, in the order they arrived: see [`crate::session`]); the one place where action failures
+//! become wire errors (seed 003, CONTRACT §2).
 
 use std::sync::Arc;
 
@@ -11,7 +12,6 @@ use livegate_protocol::{
 };
 use serde_json::{Map, Value, json};
 use socketioxide::extract::SocketRef;
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::engine::EngineError;
@@ -27,21 +27,14 @@ enum Reply {
     Event(EventName, Map<String, Value>),
 }
 
-pub async fn run(
-    socket: SocketRef,
-    session: Arc<Session>,
-    node: Arc<Node>,
-    mut frames: mpsc::Receiver<Value>,
-) {
-    while let Some(frame) = frames.recv().await {
-        for reply in handle(&socket, &session, &node, frame).await {
-            let sent = match &reply {
-                Reply::Message(m) => socket.emit("message", m),
-                Reply::Event(name, payload) => socket.emit(name.as_str(), payload),
-            };
-            if let Err(e) = sent {
-                tracing::debug!(error = %e, "could not answer an action");
-            }
+pub async fn answer(socket: SocketRef, session: Arc<Session>, node: Arc<Node>, frame: Value) {
+    for reply in handle(&socket, &session, &node, frame).await {
+        let sent = match &reply {
+            Reply::Message(m) => socket.emit("message", m),
+            Reply::Event(name, payload) => socket.emit(name.as_str(), payload),
+        };
+        if let Err(e) = sent {
+            tracing::debug!(error = %e, "could not answer an action");
         }
     }
 }
@@ -153,17 +146,14 @@ async fn subscribe(
         )];
     };
     let room = rooms::for_key(project_id, &req.key);
-    if !session.subscriptions().insert(room.clone(), lease) {
+    if !session.join(socket, room.clone(), lease) {
         return vec![];
     }
-    socket.join(room.clone());
     tracing::debug!(%room, "subscribed");
     let mut replies = vec![Reply::Message(SystemMessage::Subscribed(ack))];
 
     if let Some((id, record)) = known.filter(|(_, r)| r.status.is_terminal()) {
-        if session.subscriptions().remove(&room) {
-            socket.leave(room);
-        }
+        session.leave(socket, &room);
         replies.push(Reply::Event(
             EventName::SubscriptionClosed,
             subscription_closed(project_id, id, &record),
@@ -187,10 +177,7 @@ fn unsubscribe(
             "unsubscribe",
         );
     }
-    let room = rooms::for_key(session.project_id(), &req.key);
-    if session.subscriptions().remove(&room) {
-        socket.leave(room);
-    }
+    session.leave(socket, &rooms::for_key(session.project_id(), &req.key));
     Reply::Message(SystemMessage::Unsubscribed(SubscriptionAck::new(
         session.project_id(),
         &req,

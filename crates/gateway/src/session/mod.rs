@@ -3,14 +3,16 @@
 //!
 //! Handlers are registered synchronously inside the connect handler, so no frame sent right
 //! after the CONNECT can slip past them. The `message` handler does no work itself: it stamps the
-//! idle clock and queues the frame for the socket's action worker ([`actions`]), which answers
-//! every action in the order it was sent.
+//! idle clock and queues the frame ([`queue`]); a task, started when the queue stops being
+//! empty and ended when it is empty again, answers every action in the order it was sent
+//! ([`actions`]).
 
 pub mod actions;
 pub mod idle;
+pub mod queue;
 pub mod subscriptions;
 
-use std::future::{Ready, ready};
+use std::future::{Future, Ready, ready};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -18,7 +20,6 @@ use livegate_protocol::{Channel, SystemMessage};
 use serde_json::Value;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
-use tokio::sync::mpsc;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -27,9 +28,10 @@ use crate::engine::{EngineError, ProjectLease};
 use crate::metrics::Metrics;
 use crate::node::{Node, monotonic_ms};
 use crate::rooms;
+use queue::{ActionQueue, Pushed};
 use subscriptions::Subscriptions;
 
-/// Frames one socket may have waiting for its worker: room for a reconnecting client to
+/// Frames one socket may have waiting to be answered: room for a reconnecting client to
 /// pipeline a subscribe for every subscription it may hold, twice over. Past it, it is flooding.
 pub fn action_queue_capacity(max_subscriptions: usize) -> usize {
     max_subscriptions.saturating_mul(2).saturating_add(64)
@@ -41,7 +43,7 @@ pub struct Session {
     pub identity: Identity,
     last_activity_ms: AtomicU64,
     subscriptions: Mutex<Subscriptions>,
-    actions: Mutex<Option<mpsc::Sender<Value>>>,
+    actions: ActionQueue,
     pub span: tracing::Span,
 }
 
@@ -79,21 +81,27 @@ impl Session {
         lease.map(Some)
     }
 
-    /// Queues a frame for the worker. `false` when the queue is full (the client is flooding).
-    fn enqueue(&self, frame: Value) -> bool {
-        let guard = self.actions.lock().unwrap_or_else(|p| p.into_inner());
-        match guard.as_ref().map(|tx| tx.try_send(frame)) {
-            Some(Err(mpsc::error::TrySendError::Full(_))) => false,
-            Some(Ok(())) | Some(Err(mpsc::error::TrySendError::Closed(_))) | None => true,
+    /// Records a subscription and joins its room; `false` once the socket is gone.
+    pub fn join(&self, socket: &SocketRef, room: String, lease: Option<ProjectLease>) -> bool {
+        if !self.subscriptions().insert(room.clone(), lease) {
+            return false;
         }
+        socket.join(room);
+        true
     }
 
-    /// The socket is gone: stop the worker and drop every subscription.
+    /// Ends a subscription and leaves its room; `true` if it was held.
+    pub fn leave(&self, socket: &SocketRef, room: &str) -> bool {
+        if !self.subscriptions().remove(room) {
+            return false;
+        }
+        socket.leave(room.to_owned());
+        true
+    }
+
+    /// The socket is gone: drop its pending actions and every subscription.
     fn close(&self) {
-        self.actions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        self.actions.close();
         self.subscriptions().close();
     }
 }
@@ -127,23 +135,24 @@ pub fn on_connect(
             connection_id,
             channels,
         },
-        actions::run,
+        actions::answer,
     )
 }
 
 /// Opens a session on an accepted socket, for any namespace: registers the handlers, joins the
-/// session room, sends the namespace's `ready` and spawns its action `worker`.
-pub fn start<R, W, Fut>(
+/// session room and sends the namespace's `ready`. `answer` answers one action frame; frames are
+/// answered one at a time, in order.
+pub fn start<R, A, Fut>(
     socket: SocketRef,
     node: Arc<Node>,
     identity: Identity,
     ready_message: impl FnOnce(Uuid) -> R,
-    worker: W,
+    answer: A,
 ) -> Ready<()>
 where
     R: serde::Serialize,
-    W: FnOnce(SocketRef, Arc<Session>, Arc<Node>, mpsc::Receiver<Value>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
+    A: Fn(SocketRef, Arc<Session>, Arc<Node>, Value) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
 {
     let connection_id = Uuid::new_v4();
     let span = tracing::info_span!(
@@ -153,27 +162,40 @@ where
         user_id = %identity.claims.sub,
         ns = %socket.ns(),
     );
-    let (tx, rx) = mpsc::channel(action_queue_capacity(node.config.max_subscriptions));
     let session = Arc::new(Session {
         connection_id,
         identity,
         last_activity_ms: AtomicU64::new(monotonic_ms()),
-        subscriptions: Mutex::new(Subscriptions::default()),
-        actions: Mutex::new(Some(tx)),
+        subscriptions: Mutex::new(Subscriptions::new(node.members.clone())),
+        actions: ActionQueue::new(action_queue_capacity(node.config.max_subscriptions)),
         span: span.clone(),
     });
     socket.extensions.insert(session.clone());
     socket.join(rooms::for_session(&session.identity.claims.sid));
 
     let on_message = session.clone();
+    let message_node = node.clone();
     socket.on(
         "message",
         move |socket: SocketRef, TryData(frame): TryData<Value>| {
             on_message.touch();
-            if !on_message.enqueue(frame.unwrap_or(Value::Null)) {
-                let _enter = on_message.span.enter();
-                tracing::warn!("action queue full: disconnecting a flooding client");
-                let _ = socket.disconnect();
+            match on_message.actions.push(frame.unwrap_or(Value::Null)) {
+                Pushed::StartWorker => {
+                    let span = on_message.span.clone();
+                    let answering = answer_actions(
+                        socket,
+                        on_message.clone(),
+                        message_node.clone(),
+                        answer.clone(),
+                    );
+                    tokio::spawn(answering.instrument(span));
+                }
+                Pushed::Full => {
+                    let _enter = on_message.span.enter();
+                    tracing::warn!("action queue full: disconnecting a flooding client");
+                    let _ = socket.disconnect();
+                }
+                Pushed::Queued | Pushed::Closed => {}
             }
             ready(())
         },
@@ -209,6 +231,20 @@ where
         let _enter = span.enter();
         tracing::debug!(error = %e, "could not send ready");
     }
-    tokio::spawn(worker(socket, session, node, rx).instrument(span));
     ready(())
+}
+
+/// Answers the socket's queued frames in order, and ends when none is left.
+async fn answer_actions<A, Fut>(
+    socket: SocketRef,
+    session: Arc<Session>,
+    node: Arc<Node>,
+    answer: A,
+) where
+    A: Fn(SocketRef, Arc<Session>, Arc<Node>, Value) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    while let Some(frame) = session.actions.next() {
+        answer(socket.clone(), session.clone(), node.clone(), frame).await;
+    }
 }
