@@ -1,4 +1,5 @@
-//! Asymmetric keys (RS256, ES256, EdDSA PEM files; a JWKS file selected by kid), algorithm
+//! Asymmetric keys (RS256, ES256, EdDSA PEM files; a JWKS file selected by kid; the JWKS URL is in
+//! jwks_url.test.mjs), algorithm
 //! confusion, and issuer / audience / leeway when configured. One gateway per key setup.
 
 import assert from "node:assert/strict";

@@ -1,21 +1,25 @@
-//! livegate-auth — user-token verification: the key (HMAC secret, PEM public key or JWKS by `kid`), the explicit
+//! livegate-auth — user-token verification: the key (HMAC secret, PEM public key, or a JWKS
+//! document from a file or a URL with the key chosen by `kid`: [`jwks`]), the explicit
 //! algorithm allow-list, and the claims rules of CONTRACT §1.
 //!
 //! `alg: none` never parses, and algorithm confusion is impossible: every accepted algorithm
 //! belongs to the configured key's family, checked at startup.
 
+pub mod jwks;
+
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
+
+use jwks::{JwkKeys, RemoteJwks};
 
 /// Where the verification key comes from.
 #[derive(Clone)]
@@ -23,6 +27,36 @@ pub enum KeySource {
     Secret(String),
     PemFile(PathBuf),
     JwksFile(PathBuf),
+    JwksUrl(String),
+}
+
+/// Two or more key sources were configured where one is allowed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SeveralKeySources;
+
+impl KeySource {
+    /// The one key source among those configured (empty values count as unset): `Ok(None)` when
+    /// there is none.
+    pub fn select(
+        hmac_secret: Option<&str>,
+        public_key_file: Option<&Path>,
+        jwks_file: Option<&Path>,
+        jwks_url: Option<&str>,
+    ) -> Result<Option<KeySource>, SeveralKeySources> {
+        let set = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_owned);
+        let mut sources = [
+            set(hmac_secret).map(KeySource::Secret),
+            public_key_file.map(|p| KeySource::PemFile(p.to_owned())),
+            jwks_file.map(|p| KeySource::JwksFile(p.to_owned())),
+            set(jwks_url).map(KeySource::JwksUrl),
+        ]
+        .into_iter()
+        .flatten();
+        match (sources.next(), sources.next()) {
+            (one, None) => Ok(one),
+            (Some(_), Some(_)) | (None, Some(_)) => Err(SeveralKeySources),
+        }
+    }
 }
 
 /// The knobs of token validation.
@@ -35,9 +69,31 @@ pub struct VerifierSettings {
     pub leeway: Duration,
 }
 
+impl VerifierSettings {
+    /// From configuration values: algorithm names are trimmed, and empty strings mean unset.
+    pub fn from_config(
+        algorithms: &[String],
+        issuer: Option<&str>,
+        audience: Option<&str>,
+        leeway: Duration,
+    ) -> Self {
+        let set = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_owned);
+        VerifierSettings {
+            algorithms: algorithms
+                .iter()
+                .map(|a| a.trim().to_owned())
+                .filter(|a| !a.is_empty())
+                .collect(),
+            issuer: set(issuer),
+            audience: set(audience),
+            leeway,
+        }
+    }
+}
+
 /// A key family, as far as the allow-list is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Family {
+pub(crate) enum Family {
     Hmac,
     Rsa,
     Ec,
@@ -55,8 +111,10 @@ fn family(alg: Algorithm) -> Family {
 
 enum Keys {
     Single(DecodingKey),
-    /// By `kid`, each with its family.
-    Jwks(HashMap<String, (DecodingKey, Family)>),
+    /// A JWKS file's keys, by `kid`.
+    Jwks(Arc<JwkKeys>),
+    /// A JWKS URL's keys, by `kid`, fetched when needed.
+    Remote(RemoteJwks),
 }
 
 /// Verifies user tokens. Cheap to clone.
@@ -140,7 +198,7 @@ impl TokenVerifier {
                 (
                     Keys::Single(DecodingKey::from_secret(secret.as_bytes())),
                     algs,
-                    "hmac secret",
+                    "hmac secret".to_owned(),
                 )
             }
             KeySource::PemFile(path) => {
@@ -157,43 +215,20 @@ impl TokenVerifier {
                     configured
                 };
                 require_family(&algs, &[fam], "this PEM key")?;
-                (Keys::Single(key), algs, "pem public key")
+                (Keys::Single(key), algs, "pem public key".to_owned())
             }
             KeySource::JwksFile(path) => {
                 let text = std::fs::read(&path)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                let set: JwkSet = serde_json::from_slice(&text)
-                    .map_err(|e| format!("{} is not a JWKS document: {e}", path.display()))?;
-                let mut keys = HashMap::new();
-                for jwk in &set.keys {
-                    let Some(kid) = jwk.common.key_id.clone() else {
-                        continue;
-                    };
-                    let key = DecodingKey::from_jwk(jwk)
-                        .map_err(|e| format!("JWKS key {kid:?} is unusable: {e}"))?;
-                    let fam = match &jwk.algorithm {
-                        jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => Family::Rsa,
-                        jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => Family::Ec,
-                        jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(_) => Family::Ed,
-                        jsonwebtoken::jwk::AlgorithmParameters::OctetKey(_) => {
-                            return Err(format!(
-                                "JWKS key {kid:?} is symmetric: use LIVEGATE_JWT_HMAC_SECRET"
-                            ));
-                        }
-                        _ => return Err(format!("JWKS key {kid:?} has an unsupported key type")),
-                    };
-                    keys.insert(kid, (key, fam));
-                }
-                if keys.is_empty() {
-                    return Err(format!("{} holds no key with a kid", path.display()));
-                }
-                let algs = if configured.is_empty() {
-                    vec![Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA]
-                } else {
-                    configured
-                };
-                require_family(&algs, &[Family::Rsa, Family::Ec, Family::Ed], "a JWKS")?;
-                (Keys::Jwks(keys), algs, "jwks")
+                let keys = JwkKeys::parse(&text, &path.display().to_string())?;
+                let algs = jwks_algorithms(configured)?;
+                (Keys::Jwks(Arc::new(keys)), algs, "jwks file".to_owned())
+            }
+            KeySource::JwksUrl(url) => {
+                let remote = RemoteJwks::new(url)?;
+                let algs = jwks_algorithms(configured)?;
+                let kind = format!("jwks from {}", remote.url());
+                (Keys::Remote(remote), algs, kind)
             }
         };
         let mut validation = Validation::new(algorithms[0]);
@@ -237,8 +272,9 @@ impl TokenVerifier {
         })
     }
 
-    /// Verifies signature, algorithm, time claims, issuer/audience, then the user claims.
-    pub fn verify(&self, token: &str) -> Result<UserClaims, TokenError> {
+    /// Verifies signature, algorithm, time claims, issuer/audience, then the user claims. Only a
+    /// JWKS URL makes this wait (for a fetch of the document: see [`jwks`]).
+    pub async fn verify(&self, token: &str) -> Result<UserClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| TokenError::Invalid("malformed token".into()))?;
         let validation = self
@@ -247,69 +283,87 @@ impl TokenVerifier {
             .get(&family(header.alg))
             .filter(|v| v.algorithms.contains(&header.alg))
             .ok_or_else(|| TokenError::Invalid("algorithm not accepted".into()))?;
-        let key = match &self.inner.keys {
-            Keys::Single(key) => key,
-            Keys::Jwks(keys) => {
-                let kid = header
-                    .kid
-                    .ok_or_else(|| TokenError::Invalid("the token names no kid".into()))?;
-                let (key, fam) = keys
-                    .get(&kid)
-                    .ok_or_else(|| TokenError::Invalid("unknown kid".into()))?;
-                if family(header.alg) != *fam {
-                    return Err(TokenError::Invalid("algorithm does not fit the key".into()));
-                }
-                key
+        let fetched;
+        let jwks = match &self.inner.keys {
+            Keys::Single(key) => return decode(token, key, validation),
+            Keys::Jwks(keys) => keys,
+            Keys::Remote(remote) => {
+                let kid = header.kid.as_deref().unwrap_or_default();
+                fetched = remote.keys_for(kid).await;
+                &fetched
             }
         };
-        let data =
-            jsonwebtoken::decode::<RawClaims>(token, key, validation).map_err(|e| {
-                match e.kind() {
-                    ErrorKind::ExpiredSignature => TokenError::Expired,
-                    ErrorKind::ImmatureSignature => {
-                        TokenError::Invalid("the token is not valid yet".into())
-                    }
-                    ErrorKind::InvalidSignature => TokenError::Invalid("bad signature".into()),
-                    ErrorKind::InvalidAlgorithm => {
-                        TokenError::Invalid("algorithm not accepted".into())
-                    }
-                    ErrorKind::MissingRequiredClaim(c) => {
-                        TokenError::Invalid(format!("missing claim {c}"))
-                    }
-                    ErrorKind::InvalidIssuer => TokenError::Invalid("wrong issuer".into()),
-                    ErrorKind::InvalidAudience => TokenError::Invalid("wrong audience".into()),
-                    ErrorKind::Json(_) => {
-                        TokenError::Invalid("missing or mistyped claims (sub, sid)".into())
-                    }
-                    _ => TokenError::Invalid("malformed token".into()),
-                }
-            })?;
-        let claims = data.claims;
-        if claims.sub.is_empty() || claims.sid.is_empty() {
-            return Err(TokenError::Invalid("sub and sid must not be empty".into()));
+        let kid = header
+            .kid
+            .ok_or_else(|| TokenError::Invalid("the token names no kid".into()))?;
+        let (key, fam) = jwks
+            .get(&kid)
+            .ok_or_else(|| TokenError::Invalid("unknown kid".into()))?;
+        if family(header.alg) != *fam {
+            return Err(TokenError::Invalid("algorithm does not fit the key".into()));
         }
-        if claims.token_use.as_ref().and_then(Value::as_str) != Some("user") {
-            return Err(TokenError::NotAUserToken);
-        }
-        let projects = string_list(claims.projects.as_ref())
-            .ok_or_else(|| TokenError::Invalid("projects must be an array of strings".into()))?
-            .iter()
-            .filter_map(|p| Uuid::parse_str(p).ok())
-            .collect();
-        let permissions = string_list(claims.permissions.as_ref())
-            .ok_or_else(|| TokenError::Invalid("permissions must be an array of strings".into()))?;
-        let name = [&claims.name, &claims.preferred_username]
-            .into_iter()
-            .find_map(|v| v.as_ref().and_then(Value::as_str).filter(|s| !s.is_empty()))
-            .map(str::to_owned);
-        Ok(UserClaims {
-            name,
-            sub: claims.sub,
-            sid: claims.sid,
-            projects,
-            permissions,
-        })
+        decode(token, key, validation)
     }
+}
+
+/// The allow-list of a JWKS: as configured, else one algorithm of each asymmetric family.
+fn jwks_algorithms(configured: Vec<Algorithm>) -> Result<Vec<Algorithm>, String> {
+    let algs = if configured.is_empty() {
+        vec![Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA]
+    } else {
+        configured
+    };
+    require_family(&algs, &[Family::Rsa, Family::Ec, Family::Ed], "a JWKS")?;
+    Ok(algs)
+}
+
+/// Checks the signature and the registered claims, then the user claims of CONTRACT §1.
+fn decode(
+    token: &str,
+    key: &DecodingKey,
+    validation: &Validation,
+) -> Result<UserClaims, TokenError> {
+    let data =
+        jsonwebtoken::decode::<RawClaims>(token, key, validation).map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => TokenError::Expired,
+            ErrorKind::ImmatureSignature => {
+                TokenError::Invalid("the token is not valid yet".into())
+            }
+            ErrorKind::InvalidSignature => TokenError::Invalid("bad signature".into()),
+            ErrorKind::InvalidAlgorithm => TokenError::Invalid("algorithm not accepted".into()),
+            ErrorKind::MissingRequiredClaim(c) => TokenError::Invalid(format!("missing claim {c}")),
+            ErrorKind::InvalidIssuer => TokenError::Invalid("wrong issuer".into()),
+            ErrorKind::InvalidAudience => TokenError::Invalid("wrong audience".into()),
+            ErrorKind::Json(_) => {
+                TokenError::Invalid("missing or mistyped claims (sub, sid)".into())
+            }
+            _ => TokenError::Invalid("malformed token".into()),
+        })?;
+    let claims = data.claims;
+    if claims.sub.is_empty() || claims.sid.is_empty() {
+        return Err(TokenError::Invalid("sub and sid must not be empty".into()));
+    }
+    if claims.token_use.as_ref().and_then(Value::as_str) != Some("user") {
+        return Err(TokenError::NotAUserToken);
+    }
+    let projects = string_list(claims.projects.as_ref())
+        .ok_or_else(|| TokenError::Invalid("projects must be an array of strings".into()))?
+        .iter()
+        .filter_map(|p| Uuid::parse_str(p).ok())
+        .collect();
+    let permissions = string_list(claims.permissions.as_ref())
+        .ok_or_else(|| TokenError::Invalid("permissions must be an array of strings".into()))?;
+    let name = [&claims.name, &claims.preferred_username]
+        .into_iter()
+        .find_map(|v| v.as_ref().and_then(Value::as_str).filter(|s| !s.is_empty()))
+        .map(str::to_owned);
+    Ok(UserClaims {
+        name,
+        sub: claims.sub,
+        sid: claims.sid,
+        projects,
+        permissions,
+    })
 }
 
 /// An absent or null list is empty; anything but an array of strings is `None`.
@@ -405,25 +459,27 @@ mod tests {
         v
     }
 
-    #[test]
-    fn accepts_a_user_token_with_each_hmac_algorithm() {
+    #[tokio::test]
+    async fn accepts_a_user_token_with_each_hmac_algorithm() {
         for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
             let c = verifier()
                 .verify(&token(good(), alg))
+                .await
                 .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(c.sub, "u1");
             assert_eq!(c.projects.len(), 1);
         }
     }
 
-    #[test]
-    fn classifies_each_failure() {
+    #[tokio::test]
+    async fn classifies_each_failure() {
         let v = verifier();
         assert_eq!(
             v.verify(&token(
                 with(good(), "exp", Some(json!(now() - 120))),
                 Algorithm::HS256
             ))
+            .await
             .err(),
             Some(TokenError::Expired)
         );
@@ -432,17 +488,22 @@ mod tests {
                 with(good(), "exp", Some(json!(now() - 10))),
                 Algorithm::HS256
             ))
+            .await
             .is_ok(),
             "within leeway"
         );
         for missing in ["sub", "sid", "exp"] {
-            let r = v.verify(&token(with(good(), missing, None), Algorithm::HS256));
+            let r = v
+                .verify(&token(with(good(), missing, None), Algorithm::HS256))
+                .await;
             assert!(matches!(r, Err(TokenError::Invalid(_))), "{missing}: {r:?}");
         }
-        let r = v.verify(&token(
-            with(good(), "nbf", Some(json!(now() + 600))),
-            Algorithm::HS256,
-        ));
+        let r = v
+            .verify(&token(
+                with(good(), "nbf", Some(json!(now() + 600))),
+                Algorithm::HS256,
+            ))
+            .await;
         assert!(matches!(r, Err(TokenError::Invalid(_))));
         for use_ in [
             None,
@@ -450,25 +511,33 @@ mod tests {
             Some(json!("project")),
             Some(json!(1)),
         ] {
-            let r = v.verify(&token(with(good(), "token_use", use_), Algorithm::HS256));
+            let r = v
+                .verify(&token(with(good(), "token_use", use_), Algorithm::HS256))
+                .await;
             assert_eq!(r.err(), Some(TokenError::NotAUserToken));
         }
-        assert!(matches!(v.verify("not.a.jwt"), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            v.verify("not.a.jwt").await,
+            Err(TokenError::Invalid(_))
+        ));
         let forged = encode(
             &Header::new(Algorithm::HS256),
             &good(),
             &EncodingKey::from_secret(b"other"),
         )
         .unwrap_or_default();
-        assert!(matches!(v.verify(&forged), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            v.verify(&forged).await,
+            Err(TokenError::Invalid(_))
+        ));
     }
 
-    #[test]
-    fn alg_none_is_rejected() {
+    #[tokio::test]
+    async fn alg_none_is_rejected() {
         let header = base64_url(r#"{"alg":"none","typ":"JWT"}"#);
         let body = base64_url(&good().to_string());
         assert!(matches!(
-            verifier().verify(&format!("{header}.{body}.")),
+            verifier().verify(&format!("{header}.{body}.")).await,
             Err(TokenError::Invalid(_))
         ));
     }
@@ -491,8 +560,8 @@ mod tests {
         assert!(TokenVerifier::new(KeySource::Secret("s".into()), settings).is_err());
     }
 
-    #[test]
-    fn narrowed_allow_list_rejects_other_hmac_algorithms() {
+    #[tokio::test]
+    async fn narrowed_allow_list_rejects_other_hmac_algorithms() {
         let settings = VerifierSettings {
             algorithms: vec!["HS512".into()],
             issuer: None,
@@ -501,12 +570,12 @@ mod tests {
         };
         let v = TokenVerifier::new(KeySource::Secret(SECRET.into()), settings)
             .unwrap_or_else(|e| panic!("{e}"));
-        assert!(v.verify(&token(good(), Algorithm::HS512)).is_ok());
-        assert!(v.verify(&token(good(), Algorithm::HS256)).is_err());
+        assert!(v.verify(&token(good(), Algorithm::HS512)).await.is_ok());
+        assert!(v.verify(&token(good(), Algorithm::HS256)).await.is_err());
     }
 
-    #[test]
-    fn issuer_and_audience_when_configured() {
+    #[tokio::test]
+    async fn issuer_and_audience_when_configured() {
         let settings = VerifierSettings {
             algorithms: vec![],
             issuer: Some("auth".into()),
@@ -520,18 +589,75 @@ mod tests {
             "aud",
             Some(json!("live")),
         );
-        assert!(v.verify(&token(ok.clone(), Algorithm::HS256)).is_ok());
+        assert!(v.verify(&token(ok.clone(), Algorithm::HS256)).await.is_ok());
         assert!(
             v.verify(&token(
                 with(ok.clone(), "iss", Some(json!("evil"))),
                 Algorithm::HS256
             ))
+            .await
             .is_err()
         );
         assert!(
             v.verify(&token(with(ok, "aud", None), Algorithm::HS256))
+                .await
                 .is_err()
         );
+    }
+
+    #[test]
+    fn exactly_one_key_source_is_selected() {
+        let pem = Path::new("/k.pem");
+        assert!(matches!(
+            KeySource::select(Some("s"), None, None, None),
+            Ok(Some(KeySource::Secret(s))) if s == "s"
+        ));
+        assert!(matches!(
+            KeySource::select(Some(""), Some(pem), None, Some("")),
+            Ok(Some(KeySource::PemFile(_)))
+        ));
+        assert!(matches!(
+            KeySource::select(None, None, None, Some("https://i/jwks")),
+            Ok(Some(KeySource::JwksUrl(_)))
+        ));
+        assert!(matches!(
+            KeySource::select(Some(""), None, None, None),
+            Ok(None)
+        ));
+        assert_eq!(
+            KeySource::select(Some("s"), None, None, Some("https://i/jwks")).err(),
+            Some(SeveralKeySources)
+        );
+        assert_eq!(
+            KeySource::select(None, Some(pem), Some(pem), None).err(),
+            Some(SeveralKeySources)
+        );
+    }
+
+    #[test]
+    fn settings_from_config_trim_and_drop_empty_values() {
+        let s = VerifierSettings::from_config(
+            &[" RS256".into(), "".into(), "ES256 ".into()],
+            Some(""),
+            Some("live"),
+            Duration::from_secs(5),
+        );
+        assert_eq!(s.algorithms, vec!["RS256", "ES256"]);
+        assert_eq!((s.issuer, s.audience.as_deref()), (None, Some("live")));
+    }
+
+    #[test]
+    fn a_jwks_url_needs_an_asymmetric_allow_list() {
+        let settings = |algs: &[&str]| VerifierSettings {
+            algorithms: algs.iter().map(|a| (*a).to_owned()).collect(),
+            issuer: None,
+            audience: None,
+            leeway: Duration::ZERO,
+        };
+        let url = || KeySource::JwksUrl("http://127.0.0.1:9/jwks.json".into());
+        assert!(TokenVerifier::new(url(), settings(&["HS256"])).is_err());
+        assert!(TokenVerifier::new(url(), settings(&["RS256", "EdDSA"])).is_ok());
+        assert!(TokenVerifier::new(KeySource::JwksUrl("ftp://x/j".into()), settings(&[])).is_err());
     }
 
     fn base64_url(s: &str) -> String {

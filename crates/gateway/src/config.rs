@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use livegate_protocol::Channel;
 use uuid::Uuid;
 
-use livegate_auth::{KeySource, TokenVerifier, VerifierSettings};
+use livegate_auth::{KeySource, SeveralKeySources, TokenVerifier, VerifierSettings};
 use livegate_publisher::targets_api::ApiKeys;
 
 /// The well-known development secret `--dev` uses when no key is configured. Never use it in production.
@@ -108,6 +108,11 @@ pub struct ServeArgs {
     /// JWKS document (a file); the key is chosen by the token's `kid`.
     #[arg(long, env = "LIVEGATE_JWKS_FILE")]
     pub jwks_file: Option<PathBuf>,
+
+    /// JWKS document (an http or https URL), fetched when first needed, every 5 minutes, and
+    /// when a token names a `kid` it lacks (at most every 5 s); the key is chosen by `kid`.
+    #[arg(long, env = "LIVEGATE_JWKS_URL")]
+    pub jwks_url: Option<String>,
 
     /// Accepted token algorithms, comma separated (the explicit allow-list). Default: HS256,HS384,HS512
     /// with a secret; the key's own algorithm with a PEM key; RS256,ES256,EdDSA with a JWKS.
@@ -457,46 +462,43 @@ impl ServeArgs {
             }
         }
 
-        let mut secret = self.jwt_hmac_secret.clone().filter(|s| !s.is_empty());
-        let configured_keys = usize::from(secret.is_some())
-            + usize::from(self.jwt_public_key_file.is_some())
-            + usize::from(self.jwks_file.is_some());
-        if configured_keys == 0 && self.dev {
-            secret = Some(DEV_JWT_SECRET.to_owned());
-        }
-        let key_source = match (&secret, &self.jwt_public_key_file, &self.jwks_file) {
-            (Some(s), None, None) => Some(KeySource::Secret(s.clone())),
-            (None, Some(path), None) => Some(KeySource::PemFile(path.clone())),
-            (None, None, Some(path)) => Some(KeySource::JwksFile(path.clone())),
-            (None, None, None) => {
+        let dev_secret = self.dev.then_some(DEV_JWT_SECRET);
+        let key_source = match KeySource::select(
+            self.jwt_hmac_secret.as_deref(),
+            self.jwt_public_key_file.as_deref(),
+            self.jwks_file.as_deref(),
+            self.jwks_url.as_deref(),
+        ) {
+            Ok(Some(source)) => Some(source),
+            Ok(None) if dev_secret.is_some() => dev_secret.map(|s| KeySource::Secret(s.to_owned())),
+            Ok(None) => {
                 errors.push(
-                    "no token key: set LIVEGATE_JWT_HMAC_SECRET, LIVEGATE_JWT_PUBLIC_KEY_FILE or \
-                     LIVEGATE_JWKS_FILE (or --dev for a development secret)"
+                    "no token key: set LIVEGATE_JWT_HMAC_SECRET, LIVEGATE_JWT_PUBLIC_KEY_FILE, \
+                     LIVEGATE_JWKS_FILE or LIVEGATE_JWKS_URL (or --dev for a development secret)"
                         .to_owned(),
                 );
                 None
             }
-            _ => {
+            Err(SeveralKeySources) => {
                 errors.push(
                     "set exactly one of LIVEGATE_JWT_HMAC_SECRET, LIVEGATE_JWT_PUBLIC_KEY_FILE, \
-                     LIVEGATE_JWKS_FILE"
+                     LIVEGATE_JWKS_FILE, LIVEGATE_JWKS_URL"
                         .to_owned(),
                 );
                 None
             }
         };
+        let dev_token_secret = match &key_source {
+            Some(KeySource::Secret(secret)) if self.dev => Some(secret.clone()),
+            _ => None,
+        };
         let verifier = key_source.and_then(|source| {
-            let settings = VerifierSettings {
-                algorithms: self
-                    .jwt_algorithms
-                    .iter()
-                    .map(|a| a.trim().to_owned())
-                    .filter(|a| !a.is_empty())
-                    .collect(),
-                issuer: self.jwt_issuer.clone().filter(|s| !s.is_empty()),
-                audience: self.jwt_audience.clone().filter(|s| !s.is_empty()),
+            let settings = VerifierSettings::from_config(
+                &self.jwt_algorithms,
+                self.jwt_issuer.as_deref(),
+                self.jwt_audience.as_deref(),
                 leeway,
-            };
+            );
             TokenVerifier::new(source, settings)
                 .map_err(|e| errors.push(format!("token key: {e}")))
                 .ok()
@@ -522,7 +524,7 @@ impl ServeArgs {
                 dev: self.dev,
                 engine: self.engine,
                 verifier,
-                dev_secret: if self.dev { secret } else { None },
+                dev_secret: dev_token_secret,
                 publish_api_key,
                 ping_interval,
                 ping_timeout,

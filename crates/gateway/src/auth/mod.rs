@@ -107,7 +107,7 @@ async fn check(auth: Option<&Value>, node: &Node) -> Result<Identity, Rejection>
     let token = token
         .as_str()
         .ok_or_else(|| Rejection::new(ConnectErrorCode::InvalidToken, "token must be a string"))?;
-    let claims = node.config.verifier.verify(token)?;
+    let claims = node.config.verifier.verify(token).await?;
     if !claims.projects.contains(&project_id) {
         return Err(Rejection::new(
             ConnectErrorCode::ProjectForbidden,

@@ -196,7 +196,7 @@ impl Authenticator {
             let Some(verifier) = &self.verifier else {
                 return Err(ApiError::InvalidToken("not a known API key".into()));
             };
-            let claims = verifier.verify(bearer)?;
+            let claims = verifier.verify(bearer).await?;
             if let Some(check) = &self.revocations {
                 match check.is_revoked(&claims.sid).await {
                     Ok(false) => {}

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use livegate_auth::{KeySource, TokenVerifier, VerifierSettings};
+use livegate_auth::{KeySource, SeveralKeySources, TokenVerifier, VerifierSettings};
 use livegate_protocol::RedisNames;
 
 use super::auth::ApiKeys;
@@ -68,6 +68,10 @@ pub struct TargetsArgs {
     /// JWKS document (a file); the key is chosen by the token's `kid`.
     #[arg(long, env = "LIVEGATE_TARGETS_JWKS_FILE")]
     pub jwks_file: Option<PathBuf>,
+
+    /// JWKS document (an http or https URL), fetched as the gateway's `LIVEGATE_JWKS_URL`.
+    #[arg(long, env = "LIVEGATE_TARGETS_JWKS_URL")]
+    pub jwks_url: Option<String>,
 
     /// Accepted token algorithms, comma separated (default: the key's family, as the gateway).
     #[arg(long, env = "LIVEGATE_TARGETS_JWT_ALGORITHMS", value_delimiter = ',')]
@@ -174,33 +178,28 @@ impl TargetsArgs {
             ApiKeys::default()
         });
 
-        let secret = self.jwt_hmac_secret.clone().filter(|s| !s.is_empty());
-        let source = match (secret, &self.jwt_public_key_file, &self.jwks_file) {
-            (Some(s), None, None) => Some(KeySource::Secret(s)),
-            (None, Some(path), None) => Some(KeySource::PemFile(path.clone())),
-            (None, None, Some(path)) => Some(KeySource::JwksFile(path.clone())),
-            (None, None, None) => None,
-            _ => {
-                errors.push(
-                    "set at most one of LIVEGATE_TARGETS_JWT_HMAC_SECRET, \
-                     LIVEGATE_TARGETS_JWT_PUBLIC_KEY_FILE, LIVEGATE_TARGETS_JWKS_FILE"
-                        .to_owned(),
-                );
-                None
-            }
-        };
+        let source = KeySource::select(
+            self.jwt_hmac_secret.as_deref(),
+            self.jwt_public_key_file.as_deref(),
+            self.jwks_file.as_deref(),
+            self.jwks_url.as_deref(),
+        )
+        .unwrap_or_else(|SeveralKeySources| {
+            errors.push(
+                "set at most one of LIVEGATE_TARGETS_JWT_HMAC_SECRET, \
+                 LIVEGATE_TARGETS_JWT_PUBLIC_KEY_FILE, LIVEGATE_TARGETS_JWKS_FILE, \
+                 LIVEGATE_TARGETS_JWKS_URL"
+                    .to_owned(),
+            );
+            None
+        });
         let verifier = source.and_then(|source| {
-            let settings = VerifierSettings {
-                algorithms: self
-                    .jwt_algorithms
-                    .iter()
-                    .map(|a| a.trim().to_owned())
-                    .filter(|a| !a.is_empty())
-                    .collect(),
-                issuer: self.jwt_issuer.clone().filter(|s| !s.is_empty()),
-                audience: self.jwt_audience.clone().filter(|s| !s.is_empty()),
+            let settings = VerifierSettings::from_config(
+                &self.jwt_algorithms,
+                self.jwt_issuer.as_deref(),
+                self.jwt_audience.as_deref(),
                 leeway,
-            };
+            );
             TokenVerifier::new(source, settings)
                 .map_err(|e| errors.push(format!("token key: {e}")))
                 .ok()
@@ -208,7 +207,8 @@ impl TargetsArgs {
         if verifier.is_none() && api_keys.is_empty() && errors.is_empty() {
             errors.push(
                 "no credentials would be accepted: set a token key (LIVEGATE_TARGETS_JWT_HMAC_SECRET, \
-                 LIVEGATE_TARGETS_JWT_PUBLIC_KEY_FILE or LIVEGATE_TARGETS_JWKS_FILE) and/or \
+                 LIVEGATE_TARGETS_JWT_PUBLIC_KEY_FILE, LIVEGATE_TARGETS_JWKS_FILE or \
+                 LIVEGATE_TARGETS_JWKS_URL) and/or \
                  LIVEGATE_TARGETS_API_KEYS"
                     .to_owned(),
             );
