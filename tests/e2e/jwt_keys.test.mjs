@@ -1,6 +1,6 @@
-//! Asymmetric keys (RS256, ES256, EdDSA PEM files; a JWKS file selected by kid; the JWKS URL is in
-//! jwks_url.test.mjs), algorithm
-//! confusion, and issuer / audience / leeway when configured. One gateway per key setup.
+//! Asymmetric keys (RS256, ES256, EdDSA PEM files; a JWKS file selected by kid; the JWKS URL is
+//! in jwks_url.test.mjs), algorithm confusion, and issuer / audience / leeway when configured.
+//! One gateway per key setup.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
