@@ -1,6 +1,6 @@
 //! Graceful drain on SIGTERM (docs/operations.md "Upgrading"): two gateway nodes on one
-//! redis-server, 200 stock socket.io-client sockets (websocket, reconnection on) that each know
-//! both nodes' URLs. SIGTERM one node: `/readyz` fails at once, a new handshake is refused, its
+//! redis-server, 200 stock socket.io-client sockets (reconnection on; every fourth one on HTTP
+//! long-polling only, the others on websocket) that each know both nodes' URLs. SIGTERM one node: `/readyz` fails at once, a new handshake is refused, its
 //! clients are closed at the transport level in batches over the drain window, reconnect to the
 //! other node by themselves, subscribe again and receive the next publication; the drained
 //! process exits 0. Also: /metrics of the surviving node counts them.
@@ -64,7 +64,7 @@ after(async () => {
  * One application client: connects to `urls[start]`, moves to the next URL on every
  * reconnection attempt, subscribes to `targets` after each `ready`, and records what happened.
  */
-function appClient(urls, start, project_id) {
+function appClient(urls, start, project_id, transports) {
   const token = mintToken(userClaims({ projects: [project_id] }));
   const c = {
     urls,
@@ -77,7 +77,7 @@ function appClient(urls, start, project_id) {
   };
   const socket = io(`${urls[start]}${NAMESPACE}`, {
     path: SOCKET_PATH,
-    transports: ["websocket"],
+    transports,
     forceNew: true,
     reconnection: true,
     reconnectionDelay: 200,
@@ -158,8 +158,11 @@ describe("graceful drain", () => {
     const [leaving, staying] = nodes;
     const urls = [leaving.url, staying.url];
     const project_id = randomUUID();
-    clients = Array.from({ length: CLIENTS }, (_, i) => appClient(urls, i % 2, project_id));
+    const transportsOf = (i) => (i % 4 === 0 ? ["polling"] : ["websocket"]);
+    clients = Array.from({ length: CLIENTS }, (_, i) => appClient(urls, i % 2, project_id, transportsOf(i)));
     const moving = clients.filter((_, i) => i % 2 === 0);
+    const movingPolling = clients.filter((_, i) => i % 4 === 0);
+    assert.equal(movingPolling.length, CLIENTS / 4);
 
     await allOf(clients, (c) => c.subscribedOn !== null, 30000, "the first subscription");
     assert.equal(await metric(leaving, `livegate_connected_sockets{namespace="${NAMESPACE}"}`), CLIENTS / 2);
@@ -200,6 +203,8 @@ describe("graceful drain", () => {
       "a subscription on the other node",
     );
     const allBackMs = Date.now() - t0;
+    // The long-polling clients moved too (each holds no websocket: only HTTP requests).
+    assert.ok(movingPolling.every((c) => c.subscribedOn === staying.url && c.socket.io.engine.transport.name === "polling"));
     const reasons = new Set(moving.flatMap((c) => c.disconnects.map((d) => d.reason)));
     for (const r of reasons) {
       assert.ok(["transport close", "transport error"].includes(r), `disconnect reason ${r} is not a transport close`);
@@ -225,7 +230,7 @@ describe("graceful drain", () => {
 
     const p = (xs, q) => xs[Math.min(xs.length - 1, Math.floor(q * xs.length))];
     console.log(
-      `# drain of ${moving.length} clients (window ${WINDOW_MS} ms, ${BATCHES} batches): readyz 503 after ${readyzFailedMs} ms; ` +
+      `# drain of ${moving.length} clients (${movingPolling.length} long-polling; window ${WINDOW_MS} ms, ${BATCHES} batches): readyz 503 after ${readyzFailedMs} ms; ` +
         `closes from ${closedAt[0]} to ${closedAt[closedAt.length - 1]} ms; ` +
         `reconnect+resubscribe p50 ${p(reconnectMs, 0.5)} ms, max ${reconnectMs[reconnectMs.length - 1]} ms; ` +
         `reasons ${[...reasons].join("/")}; all back after ${allBackMs} ms; event received by all ${CLIENTS} after ${receivedMs} ms; process exited 0 after ${exitMs} ms`,
