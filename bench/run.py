@@ -656,6 +656,15 @@ def smoke(b):
         checks.append(("connections: 50 subscribed, no failure, no misrouted delivery",
                        r["connect"]["subscribed"] == 50 and r["connect"]["failed"] == 0
                        and r["totals"]["misrouted"] == 0 and r["exit_code"] == 0))
+        p = b.loadgen("smoke-polling", [srv], [
+            "-n", 10, "--projects", 2, "--transport", "polling", "--publish", "http", "--publish-url", srv.url,
+            "--rate", "10", "--warmup", "300ms", "--duration", "2s", "--drain", "1s", "--max-p99", "1s",
+            "--fail-on-loss"])
+        s = p["steps"][0]
+        checks.append((f"long-polling: {p['connect']['subscribed']}/10 subscribed, "
+                       f"{s['delivered']}/{s['expected']} delivered, p99 {s['latency_ms'].get('p99')} ms",
+                       p["connect"]["subscribed"] == 10 and s["lost"] == 0 and s["delivered"] > 0
+                       and p["exit_code"] == 0))
         h = b.loadgen("smoke-handshakes", [srv], [
             "-n", 8, "--churn", "--rate", 0, "--warmup", "200ms", "--duration", "1s", "--source-addrs", 4])
         s = h["steps"][0]

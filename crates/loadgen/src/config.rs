@@ -39,6 +39,11 @@ pub struct Args {
     #[arg(long, default_value = "/v2/live-updates")]
     pub namespace: String,
 
+    /// Engine.IO transport of every connection: websocket, or HTTP long-polling only (two TCP
+    /// connections per client: one waiting GET, one for POSTs).
+    #[arg(long, value_enum, default_value_t = Transport::Websocket)]
+    pub transport: Transport,
+
     /// Connections to open (each holds one file descriptor here and one on the server).
     #[arg(long, short = 'n', default_value_t = 100)]
     pub connections: usize,
@@ -173,6 +178,13 @@ pub struct Args {
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Websocket,
+    Polling,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]

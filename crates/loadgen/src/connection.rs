@@ -1,8 +1,10 @@
-//! One client connection: TCP from its source address, the websocket upgrade, the Socket.IO
-//! handshake with its token, one subscribe per channel of its set, then deliveries until the run
-//! ends or the server drops it. With `--churn` it closes once subscribed and starts over.
+//! One client connection: TCP from its source address, the websocket upgrade (or an Engine.IO
+//! long-polling session), the Socket.IO handshake with its token, one subscribe per channel of its
+//! set, then deliveries until the run ends or the server drops it. With `--churn` it closes once
+//! subscribed and starts over.
 //!
-//! Everything a connection reads goes through one buffer; a broadcast costs a classification by
+//! Both transports feed the same packet handling ([`Session::on_packet`]). On a websocket
+//! everything a connection reads goes through one buffer; a broadcast costs a classification by
 //! its first bytes and a substring search for our event id.
 
 use std::net::IpAddr;
@@ -10,10 +12,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
-use tokio::time::timeout_at;
+use tokio::time::{Instant as Deadline, timeout_at};
 
-use crate::config::{CHANNELS, project_uuid};
+use crate::config::{CHANNELS, Transport, project_uuid};
+use crate::polling::{Polling, SEPARATOR};
 use crate::sio::{Packet, System, connect_error_code};
 use crate::state::{Counters, Receiver, Seen, Shared};
 use crate::token;
@@ -116,16 +120,66 @@ struct Session<'a> {
 
 impl Session<'_> {
     async fn run(&mut self, connect: &[u8], subscribes: &[Vec<u8>]) -> End {
-        let shared = self.shared;
         let start = Instant::now();
-        let deadline = (start + shared.args.handshake_timeout).into();
+        let deadline: Deadline = (start + self.shared.args.handshake_timeout).into();
+        let mut progress = Progress {
+            rx: Receiver {
+                project: self.spec.project,
+                set: self.spec.set,
+                seen: Seen::default(),
+            },
+            acks: 0,
+            ready: false,
+            start,
+        };
+        let target = &self.shared.plan.targets[self.spec.target];
+        match self.shared.args.transport {
+            Transport::Websocket => {
+                let stream = match timeout_at(
+                    deadline,
+                    ws::connect_tcp(target.addr, self.spec.source),
+                )
+                .await
+                {
+                    Err(_) => return End::Failed("timeout: tcp connect".into()),
+                    Ok(Err(e)) => return End::Failed(format!("tcp connect: {}", e.kind())),
+                    Ok(Ok(s)) => s,
+                };
+                self.websocket(stream, &mut progress, deadline, connect, subscribes)
+                    .await
+            }
+            Transport::Polling => {
+                let polling = match timeout_at(
+                    deadline,
+                    Polling::connect(
+                        target.addr,
+                        self.spec.source,
+                        &target.host,
+                        &self.shared.args.path,
+                    ),
+                )
+                .await
+                {
+                    Err(_) => return End::Failed("timeout: tcp connect".into()),
+                    Ok(Err(e)) => return End::Failed(format!("tcp connect: {}", e.kind())),
+                    Ok(Ok(p)) => p,
+                };
+                self.polling(polling, &mut progress, deadline, connect, subscribes)
+                    .await
+            }
+        }
+    }
+
+    async fn websocket(
+        &mut self,
+        mut stream: TcpStream,
+        progress: &mut Progress,
+        deadline: Deadline,
+        connect: &[u8],
+        subscribes: &[Vec<u8>],
+    ) -> End {
+        let shared = self.shared;
         let target = &shared.plan.targets[self.spec.target];
-        let mut stream =
-            match timeout_at(deadline, ws::connect_tcp(target.addr, self.spec.source)).await {
-                Err(_) => return End::Failed("timeout: tcp connect".into()),
-                Ok(Err(e)) => return End::Failed(format!("tcp connect: {}", e.kind())),
-                Ok(Ok(s)) => s,
-            };
         let mut reader = FrameReader::with_capacity(2048);
         match timeout_at(
             deadline,
@@ -139,21 +193,9 @@ impl Session<'_> {
         .await
         {
             Err(_) => return End::Failed("timeout: websocket upgrade".into()),
-            Ok(Err(ws::UpgradeError::Io(e))) => {
-                return End::Failed(format!("upgrade: {}", e.kind()));
-            }
-            Ok(Err(ws::UpgradeError::Refused(status))) => {
-                return End::Failed(format!("upgrade refused: {status}"));
-            }
+            Ok(Err(e)) => return End::Failed(format!("upgrade: {}", describe(&e))),
             Ok(Ok(())) => {}
         }
-        let mut rx = Receiver {
-            project: self.spec.project,
-            set: self.spec.set,
-            seen: Seen::default(),
-        };
-        let mut acks = 0usize;
-        let mut ready = false;
         loop {
             loop {
                 let (op, range) = match reader.next_frame() {
@@ -163,79 +205,23 @@ impl Session<'_> {
                 };
                 let payload = reader.payload(range);
                 let step = match op {
-                    OP_TEXT => match shared.framing.classify(payload) {
-                        Packet::Event(body) => {
-                            shared.on_event(&mut rx, body);
-                            Step::Continue
-                        }
-                        Packet::Ping => Step::Send(OP_TEXT, b"3"),
-                        Packet::Open => Step::Send(OP_TEXT, connect),
-                        Packet::Message(m) => match shared.systems.kind(m) {
-                            System::Ready => {
-                                shared
-                                    .to_ready
-                                    .borrow_mut()
-                                    .saturating_record(micros(start));
-                                Counters::add(&shared.counters.ready, 1);
-                                ready = true;
-                                Step::Subscribe
-                            }
-                            System::Subscribed => {
-                                acks += 1;
-                                if acks == subscribes.len() {
-                                    Step::Subscribed
-                                } else {
-                                    Step::Continue
-                                }
-                            }
-                            System::Error => {
-                                return self.lost("error reply to subscribe".into());
-                            }
-                            System::Other => Step::Continue,
-                        },
-                        Packet::ConnectError(body) => {
-                            return End::Failed(format!(
-                                "connect_error: {}",
-                                connect_error_code(body)
-                            ));
-                        }
-                        Packet::Disconnected => return self.lost("server disconnect".into()),
-                        Packet::Close => return self.lost("engine.io close".into()),
-                        Packet::Connected | Packet::Other => Step::Continue,
+                    OP_TEXT => match self.on_packet(progress, payload, connect, subscribes.len()) {
+                        Ok(step) => step,
+                        Err(end) => return end,
                     },
-                    OP_PING => Step::Pong(payload.to_vec()),
+                    OP_PING => match ws::send(&mut stream, OP_PONG, payload, self.mask).await {
+                        Ok(()) => Step::Continue,
+                        Err(e) => return self.lost(format!("write: {}", e.kind())),
+                    },
                     OP_CLOSE => return self.lost("websocket close".into()),
                     _ => Step::Continue,
                 };
-                let result = match step {
-                    Step::Continue => Ok(()),
-                    Step::Send(op, data) => ws::send(&mut stream, op, data, self.mask).await,
-                    Step::Pong(data) => ws::send(&mut stream, OP_PONG, &data, self.mask).await,
-                    Step::Subscribe => {
-                        let mut r = Ok(());
-                        for s in subscribes {
-                            r = ws::send(&mut stream, OP_TEXT, s, self.mask).await;
-                            if r.is_err() {
-                                break;
-                            }
-                        }
-                        if r.is_ok()
-                            && subscribes.is_empty()
-                            && let Some(end) = self.on_subscribed(start)
-                        {
-                            return end;
-                        }
-                        r
-                    }
-                    Step::Subscribed => {
-                        if let Some(end) = self.on_subscribed(start) {
-                            return end;
-                        }
-                        Ok(())
-                    }
-                };
-                if let Err(e) = result {
-                    return self.lost(format!("write: {}", e.kind()));
+                let mut out = Out::Websocket(&mut stream, self.mask);
+                if let Err(end) = self
+                    .perform(step, &mut out, subscribes, progress.start)
+                    .await
+                {
+                    return end;
                 }
             }
             let read = if self.subscribed {
@@ -243,13 +229,7 @@ impl Session<'_> {
             } else {
                 match timeout_at(deadline, reader.fill(&mut stream)).await {
                     Ok(r) => r,
-                    Err(_) => {
-                        return End::Failed(if ready {
-                            "timeout: subscribe".into()
-                        } else {
-                            "timeout: handshake".into()
-                        });
-                    }
+                    Err(_) => return timed_out(progress.ready),
                 }
             };
             match read {
@@ -257,6 +237,116 @@ impl Session<'_> {
                 Ok(_) => {}
                 Err(e) => return self.lost(format!("read: {}", e.kind())),
             }
+        }
+    }
+
+    async fn polling(
+        &mut self,
+        mut polling: Polling,
+        progress: &mut Progress,
+        deadline: Deadline,
+        connect: &[u8],
+        subscribes: &[Vec<u8>],
+    ) -> End {
+        loop {
+            let polled = if self.subscribed {
+                polling.poll().await
+            } else {
+                match timeout_at(deadline, polling.poll()).await {
+                    Ok(r) => r,
+                    Err(_) => return timed_out(progress.ready),
+                }
+            };
+            let payload = match polled {
+                Ok(p) => p,
+                Err(e) => return self.lost(format!("poll: {}", describe(&e))),
+            };
+            for packet in payload.split(|b| *b == SEPARATOR) {
+                let step = match self.on_packet(progress, packet, connect, subscribes.len()) {
+                    Ok(step) => step,
+                    Err(end) => return end,
+                };
+                let mut out = Out::Polling(&mut polling);
+                if let Err(end) = self
+                    .perform(step, &mut out, subscribes, progress.start)
+                    .await
+                {
+                    return end;
+                }
+            }
+        }
+    }
+
+    /// What one Engine.IO packet from the server asks of the connection; `Err` ends it.
+    fn on_packet<'c>(
+        &mut self,
+        progress: &mut Progress,
+        packet: &[u8],
+        connect: &'c [u8],
+        subscribes: usize,
+    ) -> Result<Step<'c>, End> {
+        let shared = self.shared;
+        Ok(match shared.framing.classify(packet) {
+            Packet::Event(body) => {
+                shared.on_event(&mut progress.rx, body);
+                Step::Continue
+            }
+            Packet::Ping => Step::Send(b"3"),
+            Packet::Open => Step::Send(connect),
+            Packet::Message(m) => match shared.systems.kind(m) {
+                System::Ready => {
+                    shared
+                        .to_ready
+                        .borrow_mut()
+                        .saturating_record(micros(progress.start));
+                    Counters::add(&shared.counters.ready, 1);
+                    progress.ready = true;
+                    Step::Subscribe
+                }
+                System::Subscribed => {
+                    progress.acks += 1;
+                    if progress.acks == subscribes {
+                        Step::Subscribed
+                    } else {
+                        Step::Continue
+                    }
+                }
+                System::Error => return Err(self.lost("error reply to subscribe".into())),
+                System::Other => Step::Continue,
+            },
+            Packet::ConnectError(body) => {
+                return Err(End::Failed(format!(
+                    "connect_error: {}",
+                    connect_error_code(body)
+                )));
+            }
+            Packet::Disconnected => return Err(self.lost("server disconnect".into())),
+            Packet::Close => return Err(self.lost("engine.io close".into())),
+            Packet::Connected | Packet::Other => Step::Continue,
+        })
+    }
+
+    /// Does what a packet asked; `Err` ends the connection (a failed write, or churn).
+    async fn perform(
+        &mut self,
+        step: Step<'_>,
+        out: &mut Out<'_>,
+        subscribes: &[Vec<u8>],
+        start: Instant,
+    ) -> Result<(), End> {
+        match step {
+            Step::Continue => Ok(()),
+            Step::Send(packet) => out.send(packet).await.map_err(|e| self.lost(e)),
+            Step::Subscribe => {
+                for s in subscribes {
+                    out.send(s).await.map_err(|e| self.lost(e))?;
+                }
+                if subscribes.is_empty() {
+                    return self.on_subscribed(start).map_or(Ok(()), Err);
+                }
+                Ok(())
+            }
+            Step::Subscribed => self.on_subscribed(start).map_or(Ok(()), Err),
         }
     }
 
@@ -288,12 +378,58 @@ impl Session<'_> {
     }
 }
 
+/// Where one connection's handshake stands, and what it received.
+struct Progress {
+    rx: Receiver,
+    acks: usize,
+    ready: bool,
+    start: Instant,
+}
+
 enum Step<'a> {
     Continue,
-    Send(u8, &'a [u8]),
-    Pong(Vec<u8>),
+    /// Send one Engine.IO packet.
+    Send(&'a [u8]),
+    /// `ready` arrived: send every subscribe.
     Subscribe,
+    /// Every subscribe acknowledged.
     Subscribed,
+}
+
+/// Where a connection's packets go.
+enum Out<'a> {
+    Websocket(&'a mut TcpStream, [u8; 4]),
+    Polling(&'a mut Polling),
+}
+
+impl Out<'_> {
+    /// Sends one packet; `Err` says why it could not.
+    async fn send(&mut self, packet: &[u8]) -> Result<(), String> {
+        match self {
+            Out::Websocket(stream, mask) => ws::send(stream, OP_TEXT, packet, *mask)
+                .await
+                .map_err(|e| format!("write: {}", e.kind())),
+            Out::Polling(polling) => polling
+                .send(packet)
+                .await
+                .map_err(|e| format!("post: {}", describe(&e))),
+        }
+    }
+}
+
+fn timed_out(ready: bool) -> End {
+    End::Failed(if ready {
+        "timeout: subscribe".into()
+    } else {
+        "timeout: handshake".into()
+    })
+}
+
+fn describe(e: &ws::UpgradeError) -> String {
+    match e {
+        ws::UpgradeError::Io(e) => e.kind().to_string(),
+        ws::UpgradeError::Refused(status) => format!("refused: {status}"),
+    }
 }
 
 fn micros(since: Instant) -> u64 {

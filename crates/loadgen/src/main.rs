@@ -16,6 +16,7 @@
 
 mod config;
 mod connection;
+mod polling;
 mod procfs;
 mod publisher;
 mod run;
