@@ -1,5 +1,6 @@
 //! Transports (CONTRACT §1): HTTP long-polling alone, the default client's upgrade from
-//! polling to websocket, and the 4 KB inbound cap on the polling transport.
+//! polling to websocket, the 4 KB inbound cap on the polling transport, and browser-sized request
+//! headers (the node keeps only the transport's own headers per socket).
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -170,4 +171,29 @@ describe("4 KB cap on polling", () => {
       socket.close();
     }
   });
+});
+
+describe("browser-sized request headers", () => {
+  // A browser sends its cookies, user agent and languages with every Socket.IO request; the node
+  // drops them before the transport keeps the request (server.rs, own_request_parts). Nothing a
+  // client relies on may change.
+  const headers = {
+    cookie: `analytics=${"a".repeat(2500)}; session=${"s".repeat(500)}`,
+    "user-agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36",
+    "accept-language": "en-GB,en;q=0.9,fr;q=0.8",
+  };
+  for (const transports of [["websocket"], ["polling"], ["polling", "websocket"]]) {
+    test(`${transports.join(" then ")}: ready, subscribed, an event`, async () => {
+      const { socket, project_id } = await openSession(gw, { opts: { transports, extraHeaders: headers } });
+      try {
+        await subscribe(socket, { channel: "targets" });
+        const pub = targetEvent("target.added", project_id);
+        const since = Date.now();
+        const answeredId = await mustPublish(gw, pub);
+        assertBroadcast(await waitFor(socket, "target.added"), pub, { since, answeredId });
+      } finally {
+        socket.close();
+      }
+    });
+  }
 });

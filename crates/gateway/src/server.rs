@@ -166,10 +166,19 @@ fn sockets_on(io: &SocketIo) -> usize {
 /// read buffer, and engineioxide keeps the request parts for the socket's whole life, which pins
 /// that buffer. Copying them into their own small allocations lets it go once the connection is
 /// upgraded: −10.8 KB per idle socket, measured (bench/results/2026-11-23-profile.md).
+///
+/// A Socket.IO request keeps only the headers the transport still reads ([`SOCKET_IO_HEADERS`]):
+/// a browser's cookies, user agent and languages (often kilobytes) would otherwise be held per
+/// socket, and no handler reads them (the token travels in the CONNECT packet). Every other
+/// route keeps all its headers.
 async fn own_request_parts(mut req: axum::extract::Request) -> axum::extract::Request {
+    let socket_io = req.uri().path().starts_with(SOCKET_IO_PATH);
     let headers = std::mem::take(req.headers_mut());
     let mut owned = axum::http::HeaderMap::with_capacity(headers.len());
     for (name, value) in headers.iter() {
+        if socket_io && !SOCKET_IO_HEADERS.contains(name) {
+            continue;
+        }
         if let Ok(v) = axum::http::HeaderValue::from_bytes(value.as_bytes()) {
             owned.append(name.clone(), v);
         }
@@ -185,4 +194,60 @@ async fn own_request_parts(mut req: axum::extract::Request) -> axum::extract::Re
         original.0 = uri;
     }
     req
+}
+
+/// What engineioxide and hyper read of a Socket.IO request after this node's layers: the
+/// websocket handshake, and the body framing and type of a polling `POST`.
+const SOCKET_IO_HEADERS: [axum::http::HeaderName; 10] = {
+    use axum::http::header::*;
+    [
+        HOST,
+        CONNECTION,
+        UPGRADE,
+        SEC_WEBSOCKET_KEY,
+        SEC_WEBSOCKET_VERSION,
+        SEC_WEBSOCKET_PROTOCOL,
+        SEC_WEBSOCKET_EXTENSIONS,
+        CONTENT_TYPE,
+        CONTENT_LENGTH,
+        TRANSFER_ENCODING,
+    ]
+};
+
+#[cfg(test)]
+mod tests {
+    use axum::extract::Request;
+    use axum::http::header::{AUTHORIZATION, COOKIE, SEC_WEBSOCKET_KEY, USER_AGENT};
+
+    use super::*;
+
+    fn request(path: &str) -> Request {
+        Request::builder()
+            .uri(path)
+            .header(COOKIE, "session=".to_owned() + &"x".repeat(3000))
+            .header(USER_AGENT, "Mozilla/5.0")
+            .header(AUTHORIZATION, "Bearer k")
+            .header(SEC_WEBSOCKET_KEY, "dGhlIHNhbXBsZSBub25jZQ==")
+            .body(axum::body::Body::empty())
+            .expect("a valid test request")
+    }
+
+    #[tokio::test]
+    async fn a_socket_io_request_keeps_only_the_transport_headers() {
+        let req = own_request_parts(request(&format!(
+            "{SOCKET_IO_PATH}/?EIO=4&transport=websocket"
+        )))
+        .await;
+        let names: Vec<_> = req.headers().keys().cloned().collect();
+        assert_eq!(names, vec![SEC_WEBSOCKET_KEY]);
+        assert!(req.uri().query().is_some_and(|q| q.contains("EIO=4")));
+    }
+
+    #[tokio::test]
+    async fn other_routes_keep_every_header() {
+        let req = own_request_parts(request("/api/v1/publish")).await;
+        for name in [COOKIE, USER_AGENT, AUTHORIZATION, SEC_WEBSOCKET_KEY] {
+            assert!(req.headers().contains_key(&name), "{name} dropped");
+        }
+    }
 }
