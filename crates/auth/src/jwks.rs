@@ -210,6 +210,18 @@ mod tests {
         format!(r#"{{"keys":[{}]}}"#, keys.join(","))
     }
 
+    /// A loopback listener and the JWKS URL it would serve.
+    async fn listen() -> (TcpListener, String) {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let url = format!(
+            "http://{}/jwks.json",
+            listener.local_addr().expect("address")
+        );
+        (listener, url)
+    }
+
     /// A one-route HTTP server: answers every request with the current status and body, and
     /// counts the requests.
     struct Issuer {
@@ -220,13 +232,7 @@ mod tests {
 
     impl Issuer {
         async fn start(body: String) -> Issuer {
-            let listener = TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind loopback");
-            let url = format!(
-                "http://{}/jwks.json",
-                listener.local_addr().expect("address")
-            );
+            let (listener, url) = listen().await;
             let answer = Arc::new(Mutex::new((200, body)));
             let requests = Arc::new(AtomicUsize::new(0));
             let (a, r) = (answer.clone(), requests.clone());
@@ -337,13 +343,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_issuer_gives_no_keys_and_no_panic() {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let url = format!(
-            "http://{}/jwks.json",
-            listener.local_addr().expect("address")
-        );
+        let (listener, url) = listen().await;
         drop(listener);
         let jwks = RemoteJwks::new(url).expect("valid url");
         assert!(jwks.keys_for("a").await.get("a").is_none());

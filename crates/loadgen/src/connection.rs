@@ -135,34 +135,24 @@ impl Session<'_> {
         let target = &self.shared.plan.targets[self.spec.target];
         match self.shared.args.transport {
             Transport::Websocket => {
-                let stream = match timeout_at(
-                    deadline,
-                    ws::connect_tcp(target.addr, self.spec.source),
-                )
-                .await
-                {
-                    Err(_) => return End::Failed("timeout: tcp connect".into()),
-                    Ok(Err(e)) => return End::Failed(format!("tcp connect: {}", e.kind())),
-                    Ok(Ok(s)) => s,
+                let opening = ws::connect_tcp(target.addr, self.spec.source);
+                let stream = match opened(timeout_at(deadline, opening).await) {
+                    Ok(s) => s,
+                    Err(end) => return end,
                 };
                 self.websocket(stream, &mut progress, deadline, connect, subscribes)
                     .await
             }
             Transport::Polling => {
-                let polling = match timeout_at(
-                    deadline,
-                    Polling::connect(
-                        target.addr,
-                        self.spec.source,
-                        &target.host,
-                        &self.shared.args.path,
-                    ),
-                )
-                .await
-                {
-                    Err(_) => return End::Failed("timeout: tcp connect".into()),
-                    Ok(Err(e)) => return End::Failed(format!("tcp connect: {}", e.kind())),
-                    Ok(Ok(p)) => p,
+                let opening = Polling::connect(
+                    target.addr,
+                    self.spec.source,
+                    &target.host,
+                    &self.shared.args.path,
+                );
+                let polling = match opened(timeout_at(deadline, opening).await) {
+                    Ok(p) => p,
+                    Err(end) => return end,
                 };
                 self.polling(polling, &mut progress, deadline, connect, subscribes)
                     .await
@@ -414,6 +404,15 @@ impl Out<'_> {
                 .await
                 .map_err(|e| format!("post: {}", describe(&e))),
         }
+    }
+}
+
+/// The TCP side of a transport, opened within the handshake deadline, or why not.
+fn opened<T>(attempt: Result<std::io::Result<T>, tokio::time::error::Elapsed>) -> Result<T, End> {
+    match attempt {
+        Err(_) => Err(End::Failed("timeout: tcp connect".into())),
+        Ok(Err(e)) => Err(End::Failed(format!("tcp connect: {}", e.kind()))),
+        Ok(Ok(s)) => Ok(s),
     }
 }
 
