@@ -16,14 +16,16 @@
 //! The `livegate-publish` binary wraps this for operators and scripts.
 //!
 //! # The targets REST service
-//! [`targets_api`] is the REST API that manages a project's bot targets and publishes the
-//! event each change derives, through any [`Publisher`]. The `livegate-targets` binary serves
-//! it on Redis; the gateway mounts it in-process on the embedded engine (`make run`).
+//! `targets_api` (cargo feature `targets-api`) is the REST API that manages a project's bot
+//! targets and publishes the event each change derives, through any [`Publisher`]. The
+//! `livegate-targets` binary serves it on Redis; the gateway mounts it in-process on the
+//! embedded engine (`make run`).
 
 pub mod error;
 pub mod events;
 pub mod http;
 pub mod redis;
+#[cfg(feature = "targets-api")]
 pub mod targets_api;
 
 use std::future::Future;
