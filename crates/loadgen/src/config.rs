@@ -62,6 +62,11 @@ pub struct Args {
     #[arg(long, default_value_t = 8)]
     pub source_addrs: u8,
 
+    /// An extra HTTP header on every Engine.IO request, `Name: value` (repeatable): what a
+    /// browser adds (cookies, user agent), to measure what it costs the server.
+    #[arg(long = "header")]
+    pub headers: Vec<String>,
+
     /// HS256 secret the server verifies user tokens with.
     #[arg(long, env = "LOADGEN_JWT_SECRET", default_value = DEV_JWT_SECRET, hide_default_value = true, hide_env_values = true)]
     #[serde(skip)]
@@ -218,6 +223,8 @@ pub struct Plan {
     pub published_channels: Vec<u8>,
     pub sources: Vec<IpAddr>,
     pub publish_url: String,
+    /// `--header` lines, each ending in CRLF, ready to go into a request head.
+    pub extra_headers: String,
 }
 
 impl Plan {
@@ -284,10 +291,22 @@ impl Plan {
             .unwrap_or_default()
             .trim_end_matches('/')
             .to_string();
+        let mut extra_headers = String::new();
+        for header in &a.headers {
+            match header.split_once(':') {
+                Some((name, value))
+                    if !name.trim().is_empty() && !header.contains(['\r', '\n']) =>
+                {
+                    extra_headers.push_str(&format!("{}: {}\r\n", name.trim(), value.trim()));
+                }
+                _ => errors.push(format!("--header {header:?}: expected `Name: value`")),
+            }
+        }
         if !errors.is_empty() {
             return Err(errors.join("\n"));
         }
         Ok(Plan {
+            extra_headers,
             targets,
             path_and_query: format!("{}?EIO=4&transport=websocket", a.path),
             sets,

@@ -149,6 +149,7 @@ impl Session<'_> {
                     self.spec.source,
                     &target.host,
                     &self.shared.args.path,
+                    &self.shared.plan.extra_headers,
                 );
                 let polling = match opened(timeout_at(deadline, opening).await) {
                     Ok(p) => p,
@@ -178,6 +179,7 @@ impl Session<'_> {
                 &mut reader,
                 &target.host,
                 &shared.plan.path_and_query,
+                &shared.plan.extra_headers,
             ),
         )
         .await

@@ -27,14 +27,16 @@ pub struct Polling {
 }
 
 impl Polling {
+    /// `extra_headers`: whole header lines, each ending in CRLF, sent with every request.
     pub async fn connect(
         target: SocketAddr,
         source: Option<IpAddr>,
         host: &str,
         path: &str,
+        extra_headers: &str,
     ) -> io::Result<Polling> {
-        let get = HttpConn::connect(target, source, host).await?;
-        let post = HttpConn::connect(target, source, host).await?;
+        let get = HttpConn::connect(target, source, host, extra_headers).await?;
+        let post = HttpConn::connect(target, source, host, extra_headers).await?;
         Ok(Polling {
             get,
             post,
@@ -80,6 +82,7 @@ fn open_sid(payload: &[u8]) -> Option<&str> {
 struct HttpConn {
     stream: TcpStream,
     host: String,
+    extra_headers: String,
     buf: Vec<u8>,
 }
 
@@ -88,10 +91,12 @@ impl HttpConn {
         target: SocketAddr,
         source: Option<IpAddr>,
         host: &str,
+        extra_headers: &str,
     ) -> io::Result<HttpConn> {
         Ok(HttpConn {
             stream: connect_tcp(target, source).await?,
             host: host.to_owned(),
+            extra_headers: extra_headers.to_owned(),
             buf: Vec::with_capacity(1024),
         })
     }
@@ -105,9 +110,10 @@ impl HttpConn {
     ) -> Result<Vec<u8>, UpgradeError> {
         let head = format!(
             "{method} {path_and_query} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain;charset=UTF-8\r\n\
-             Content-Length: {}\r\n\r\n",
+             Content-Length: {}\r\n{}\r\n",
             self.host,
-            body.len()
+            body.len(),
+            self.extra_headers
         );
         let mut request = head.into_bytes();
         request.extend_from_slice(body);

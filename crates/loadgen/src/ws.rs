@@ -47,11 +47,12 @@ pub async fn upgrade(
     reader: &mut FrameReader,
     host: &str,
     path_and_query: &str,
+    extra_headers: &str,
 ) -> Result<(), UpgradeError> {
     // The key is a fixed valid nonce: servers check its form, not its freshness.
     let request = format!(
         "GET {path_and_query} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra_headers}\r\n"
     );
     stream.write_all(request.as_bytes()).await?;
     loop {
