@@ -370,6 +370,21 @@ mod tests {
     }
 
     #[test]
+    fn extra_headers_become_request_lines_and_bad_ones_are_refused() {
+        let plan = Plan::from_args(&args(&[
+            "--header",
+            "Cookie: a=1; b=2",
+            "--header",
+            "X-Y:z",
+        ]))
+        .expect("plan");
+        assert_eq!(plan.extra_headers, "Cookie: a=1; b=2\r\nX-Y: z\r\n");
+        for bad in ["no colon", ": no name"] {
+            assert!(Plan::from_args(&args(&["--header", bad])).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn parses_the_mix_and_routes_publications() {
         let a = args(&[
             "--mix",
