@@ -21,6 +21,9 @@ use livegate_auth::{TokenError, UserClaims};
 #[derive(Debug, Clone)]
 pub struct Identity {
     pub project_id: Uuid,
+    /// The token's claims, with `projects` narrowed to `[project_id]`: a socket is scoped to
+    /// the one project it connected to, and need not hold the user's whole list (a user of many
+    /// projects would otherwise cost 16 bytes per project per socket).
     pub claims: Arc<UserClaims>,
 }
 
@@ -107,7 +110,7 @@ async fn check(auth: Option<&Value>, node: &Node) -> Result<Identity, Rejection>
     let token = token
         .as_str()
         .ok_or_else(|| Rejection::new(ConnectErrorCode::InvalidToken, "token must be a string"))?;
-    let claims = node.config.verifier.verify(token).await?;
+    let mut claims = node.config.verifier.verify(token).await?;
     if !claims.projects.contains(&project_id) {
         return Err(Rejection::new(
             ConnectErrorCode::ProjectForbidden,
@@ -130,6 +133,7 @@ async fn check(auth: Option<&Value>, node: &Node) -> Result<Identity, Rejection>
             ));
         }
     }
+    claims.projects = vec![project_id];
     Ok(Identity {
         project_id,
         claims: Arc::new(claims),
