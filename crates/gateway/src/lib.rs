@@ -10,7 +10,7 @@
 //! - [`config`]: every flag and `LIVEGATE_*` variable, validated at startup; [`config_file`] the TOML file under them.
 //! - [`server`]: how the pieces are wired, and the shutdown order; [`drain`] the graceful drain.
 //! - [`auth`]: handshake checks and their `connect_error` codes; `livegate-auth` for JWTs.
-//! - [`session`]: `ready`, the per-socket action worker, subscriptions, the idle sweeper.
+//! - [`session`]: `ready`, actions answered in order, subscriptions, the idle sweeper.
 //! - [`engine`]: the engine contract; [`engine::embedded`] the in-process engine.
 //! - [`delivery`]: publication → rooms → sockets; `subscription.closed`; revocations.
 //! - [`chat`]: the `/chat` namespace (seed 002) on the same machinery.
