@@ -12,7 +12,8 @@
 //! - [`auth`]: handshake checks and their `connect_error` codes; `livegate-auth` for JWTs.
 //! - [`session`]: `ready`, actions answered in order, subscriptions, the idle sweeper.
 //! - [`engine`]: the engine contract; [`engine::embedded`] the in-process engine.
-//! - [`delivery`]: publication → rooms → sockets; `subscription.closed`; revocations.
+//! - [`delivery`]: publication → rooms → sockets; `subscription.closed`; revocations;
+//!   [`room_members`] the sockets each room holds.
 //! - [`chat`]: the `/chat` namespace (seed 002) on the same machinery.
 //! - [`http`]: `/healthz`, `/readyz`, `POST /api/v1/publish`, `POST /api/v1/revoke`.
 
