@@ -21,8 +21,8 @@ import {
   subscribe,
   waitFor,
 } from "./support/gateway.mjs";
-import { targetEvent } from "./support/fixtures.mjs";
-import { run } from "./support/redis.mjs";
+import { newRequest, paymentRequestUpdated, targetEvent } from "./support/fixtures.mjs";
+import { pollUntil, run } from "./support/redis.mjs";
 
 const dir = mkdtempSync(join(tmpdir(), "livegate-ops-"));
 let gw;
@@ -91,6 +91,37 @@ describe("GET /metrics", () => {
     }
     assert.ok(m.has("process_cpu_seconds_total"));
     closeAll(socket, expired);
+  });
+});
+
+describe("subscription counts", () => {
+  test("the gauge follows unsubscribe and disconnect; a socket in both rooms of a request counts one delivery", async () => {
+    const project_id = randomUUID();
+    const req = newRequest();
+    const gauge = (m, channel) => m.get(`livegate_subscriptions{channel="${channel}"}`) ?? 0;
+    const base = await scrape(gw);
+    const { socket } = await openSession(gw, { project_id });
+    await subscribe(socket, { channel: "targets" });
+    await subscribe(socket, { channel: "payment-requests", payment_request_id: req.payment_request_id });
+    await subscribe(socket, { channel: "payment-requests", provider_payment_id: req.provider_payment_id });
+    let m = await scrape(gw);
+    assert.equal(gauge(m, "targets") - gauge(base, "targets"), 1);
+    assert.equal(gauge(m, "payment-requests") - gauge(base, "payment-requests"), 2);
+
+    // Routed by both ids: one copy to the socket, one delivery counted.
+    await mustPublish(gw, paymentRequestUpdated(project_id, req, { status: "pending" }));
+    await waitFor(socket, "payment-request.updated");
+    const afterPublish = await scrape(gw);
+    assert.equal(afterPublish.get("livegate_deliveries_total") - m.get("livegate_deliveries_total"), 1);
+
+    assert.equal((await request(socket, { action: "unsubscribe", channel: "targets" })).event, "unsubscribed");
+    m = await scrape(gw);
+    assert.equal(gauge(m, "targets"), gauge(base, "targets"));
+
+    socket.close();
+    await pollUntil(async () => gauge(await scrape(gw), "payment-requests") === gauge(base, "payment-requests"), {
+      what: "the payment-requests gauge to drop back once the socket is gone",
+    });
   });
 });
 
