@@ -72,8 +72,11 @@ async function handshake(gw, kid, key = keys[kid]?.privateKey ?? keys.k1.private
 }
 
 describe("a JWKS URL", () => {
-  test("is not fetched at startup, but at the first handshake, then served from the cache", async () => {
+  test("is not fetched at startup nor for a token without kid, but at the first handshake, then cached", async () => {
     assert.equal(issuer.requests, 0, "the node asked the issuer before any handshake");
+    // A token that names no kid cannot be verified with a JWKS, and does not make the node ask.
+    assert.equal(await handshake(gws.live, undefined, keys.k1.privateKey), "invalid_token");
+    assert.equal(issuer.requests, 0, "a token without a kid made the node fetch");
     assert.equal(await handshake(gws.live, "k1"), "ready");
     assert.equal(issuer.requests, 1);
     assert.equal(await handshake(gws.live, "k1"), "ready");

@@ -283,19 +283,18 @@ impl TokenVerifier {
             .get(&family(header.alg))
             .filter(|v| v.algorithms.contains(&header.alg))
             .ok_or_else(|| TokenError::Invalid("algorithm not accepted".into()))?;
-        let fetched;
+        let no_kid = || TokenError::Invalid("the token names no kid".into());
         let jwks = match &self.inner.keys {
             Keys::Single(key) => return decode(token, key, validation),
-            Keys::Jwks(keys) => keys,
+            Keys::Jwks(keys) => keys.clone(),
+            // Only a token that names a kid may make the node fetch the issuer's document.
             Keys::Remote(remote) => {
-                let kid = header.kid.as_deref().unwrap_or_default();
-                fetched = remote.keys_for(kid).await;
-                &fetched
+                remote
+                    .keys_for(header.kid.as_deref().ok_or_else(no_kid)?)
+                    .await
             }
         };
-        let kid = header
-            .kid
-            .ok_or_else(|| TokenError::Invalid("the token names no kid".into()))?;
+        let kid = header.kid.ok_or_else(no_kid)?;
         let (key, fam) = jwks
             .get(&kid)
             .ok_or_else(|| TokenError::Invalid("unknown kid".into()))?;
