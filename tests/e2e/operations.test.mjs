@@ -99,6 +99,15 @@ describe("subscription counts", () => {
     const project_id = randomUUID();
     const req = newRequest();
     const gauge = (m, channel) => m.get(`livegate_subscriptions{channel="${channel}"}`) ?? 0;
+    // The previous test's socket may still be leaving: start from a node that holds none.
+    await pollUntil(
+      async () => {
+        const m = await scrape(gw);
+        const connected = m.get('livegate_connected_sockets{namespace="/v2/live-updates"}') ?? 0;
+        return connected + gauge(m, "targets") + gauge(m, "payment-requests") === 0;
+      },
+      { what: "the previous test's sockets and subscriptions to be gone" },
+    );
     const base = await scrape(gw);
     const { socket } = await openSession(gw, { project_id });
     await subscribe(socket, { channel: "targets" });
