@@ -1,6 +1,7 @@
 //! The answer to one chat action of a `/chat` socket (`subscribe`/`unsubscribe`/`ping`, answered
-//! in order as in [`crate::session`]), and turns a member's `typing` into a `user_typing` publication for the channel's other
-//! subscribers. Errors use the live-updates codes and `meta` rules.
+//! in order as in [`crate::session`]), and turns a member's `typing` into a `user_typing`
+//! publication for the channel's other subscribers. Errors use the live-updates codes and `meta`
+//! rules.
 //!
 //! Typing is rate-limited per socket: a bucket of [`TYPING_BURST`] refilled at
 //! [`TYPING_PER_SECOND`]; extra typing actions are dropped silently (they are ephemeral).
@@ -17,7 +18,7 @@ use uuid::Uuid;
 use crate::engine::EngineError;
 use crate::node::{Node, now_ms};
 use crate::rooms;
-use crate::session::Session;
+use crate::session::{Admission, LEASE_UNAVAILABLE, REGISTRY_UNAVAILABLE, Session};
 
 /// Typing actions a socket may send at once.
 pub const TYPING_BURST: f64 = 2.0;
@@ -147,22 +148,12 @@ async fn subscribe(
     const ACTION: &str = "subscribe";
     let project_id = session.project_id();
     let room = rooms::for_chat_topic(project_id, &topic);
-    {
-        let subs = session.subscriptions();
-        if subs.contains(&room) {
-            return ack("subscribed", channel, project_id);
+    match session.admission(&room, node.config.max_subscriptions) {
+        Admission::AlreadyHeld => return ack("subscribed", channel, project_id),
+        Admission::LimitReached(message) => {
+            return error(ErrorCode::SubscriptionFailed, message, channel, ACTION);
         }
-        let limit = node.config.max_subscriptions;
-        if subs.len() >= limit {
-            return error(
-                ErrorCode::SubscriptionFailed,
-                format!(
-                    "subscription limit reached: a connection may hold at most {limit} subscriptions"
-                ),
-                channel,
-                ACTION,
-            );
-        }
+        Admission::Open => {}
     }
     match authorized(session, node, &topic).await {
         Ok(true) => {}
@@ -178,7 +169,7 @@ async fn subscribe(
             tracing::warn!(error = %e, "membership lookup failed");
             return error(
                 ErrorCode::SubscriptionFailed,
-                "the registry is unavailable; retry later",
+                REGISTRY_UNAVAILABLE,
                 channel,
                 ACTION,
             );
@@ -187,7 +178,7 @@ async fn subscribe(
     let Ok(lease) = session.lease_if_needed(node).await else {
         return error(
             ErrorCode::SubscriptionFailed,
-            "cannot receive this project's events right now; retry later",
+            LEASE_UNAVAILABLE,
             channel,
             ACTION,
         );

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::engine::EngineError;
 use crate::node::{Node, now_ms};
 use crate::rooms;
-use crate::session::{Session, permitted};
+use crate::session::{Admission, LEASE_UNAVAILABLE, REGISTRY_UNAVAILABLE, Session, permitted};
 
 /// One thing to send back to the socket.
 enum Reply {
@@ -96,22 +96,18 @@ async fn subscribe(
         )];
     }
     let ack = SubscriptionAck::new(project_id, &req);
-    {
-        let subs = session.subscriptions();
-        if subs.contains(&rooms::for_key(project_id, &req.key)) {
-            return vec![Reply::Message(SystemMessage::Subscribed(ack))];
-        }
-        let limit = node.config.max_subscriptions;
-        if subs.len() >= limit {
+    let room = rooms::for_key(project_id, &req.key);
+    match session.admission(&room, node.config.max_subscriptions) {
+        Admission::AlreadyHeld => return vec![Reply::Message(SystemMessage::Subscribed(ack))],
+        Admission::LimitReached(message) => {
             return vec![error(
                 ErrorCode::SubscriptionFailed,
-                format!(
-                    "subscription limit reached: a connection may hold at most {limit} subscriptions"
-                ),
+                message,
                 channel,
                 ACTION,
             )];
         }
+        Admission::Open => {}
     }
 
     let known = match lookup(node, &req.key).await {
@@ -120,7 +116,7 @@ async fn subscribe(
             tracing::warn!(error = %e, "registry lookup failed");
             return vec![error(
                 ErrorCode::SubscriptionFailed,
-                "the registry is unavailable; retry later",
+                REGISTRY_UNAVAILABLE,
                 channel,
                 ACTION,
             )];
@@ -140,12 +136,11 @@ async fn subscribe(
     let Ok(lease) = session.lease_if_needed(node).await else {
         return vec![error(
             ErrorCode::SubscriptionFailed,
-            "cannot receive this project's events right now; retry later",
+            LEASE_UNAVAILABLE,
             channel,
             ACTION,
         )];
     };
-    let room = rooms::for_key(project_id, &req.key);
     if !session.join(socket, room.clone(), lease) {
         return vec![];
     }

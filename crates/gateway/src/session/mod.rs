@@ -37,6 +37,20 @@ pub fn action_queue_capacity(max_subscriptions: usize) -> usize {
     max_subscriptions.saturating_mul(2).saturating_add(64)
 }
 
+/// What [`Session::admission`] says of a subscribe.
+pub enum Admission {
+    /// Held already: acknowledge it again, change nothing.
+    AlreadyHeld,
+    /// Refused with `subscription_failed` and this message.
+    LimitReached(String),
+    Open,
+}
+
+/// The message of a `subscription_failed` when the registry cannot be read.
+pub const REGISTRY_UNAVAILABLE: &str = "the registry is unavailable; retry later";
+/// The message of a `subscription_failed` when the node cannot receive the project's events.
+pub const LEASE_UNAVAILABLE: &str = "cannot receive this project's events right now; retry later";
+
 /// The state of one connected socket, kept in its extensions.
 pub struct Session {
     pub connection_id: Uuid,
@@ -68,6 +82,21 @@ impl Session {
         self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether a subscribe to `room` may go on: the one rule both namespaces apply before any
+    /// lookup (an already held subscription is acknowledged again; past `limit`, refused).
+    pub fn admission(&self, room: &str, limit: usize) -> Admission {
+        let subs = self.subscriptions();
+        if subs.contains(room) {
+            Admission::AlreadyHeld
+        } else if subs.len() >= limit {
+            Admission::LimitReached(format!(
+                "subscription limit reached: a connection may hold at most {limit} subscriptions"
+            ))
+        } else {
+            Admission::Open
+        }
+    }
+
     /// The project lease a new subscription needs: `None` when the socket holds one already,
     /// else a fresh one, acquired once this node receives the project's publications.
     pub async fn lease_if_needed(&self, node: &Node) -> Result<Option<ProjectLease>, EngineError> {
@@ -90,13 +119,11 @@ impl Session {
         true
     }
 
-    /// Ends a subscription and leaves its room; `true` if it was held.
-    pub fn leave(&self, socket: &SocketRef, room: &str) -> bool {
-        if !self.subscriptions().remove(room) {
-            return false;
+    /// Ends a subscription, if held, and leaves its room.
+    pub fn leave(&self, socket: &SocketRef, room: &str) {
+        if self.subscriptions().remove(room) {
+            socket.leave(room.to_owned());
         }
-        socket.leave(room.to_owned());
-        true
     }
 
     /// The socket is gone: drop its pending actions and every subscription.

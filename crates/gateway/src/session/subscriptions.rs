@@ -40,11 +40,6 @@ impl Subscriptions {
         self.rooms.is_empty()
     }
 
-    /// The rooms held (for the `livegate_subscriptions` gauge).
-    pub fn rooms(&self) -> impl Iterator<Item = &str> {
-        self.rooms.iter().map(String::as_str)
-    }
-
     pub fn has_lease(&self) -> bool {
         self.lease.is_some()
     }
