@@ -462,7 +462,6 @@ impl ServeArgs {
             }
         }
 
-        let dev_secret = self.dev.then_some(DEV_JWT_SECRET);
         let key_source = match KeySource::select(
             self.jwt_hmac_secret.as_deref(),
             self.jwt_public_key_file.as_deref(),
@@ -470,7 +469,7 @@ impl ServeArgs {
             self.jwks_url.as_deref(),
         ) {
             Ok(Some(source)) => Some(source),
-            Ok(None) if dev_secret.is_some() => dev_secret.map(|s| KeySource::Secret(s.to_owned())),
+            Ok(None) if self.dev => Some(KeySource::Secret(DEV_JWT_SECRET.to_owned())),
             Ok(None) => {
                 errors.push(
                     "no token key: set LIVEGATE_JWT_HMAC_SECRET, LIVEGATE_JWT_PUBLIC_KEY_FILE, \
