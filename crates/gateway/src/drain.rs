@@ -12,9 +12,8 @@
 //!   is woken to fail too. The hot path costs one atomic load per call: the stream registers
 //!   its waker only when the socket itself would block. hyper (or tungstenite, on an upgraded
 //!   websocket) then drops the connection: the Engine.IO socket sees a transport error, and the
-//!   client sees
-//!   `transport close`/`transport error` and reconnects, through the load balancer, to a node
-//!   that is still ready.
+//!   client sees `transport close`/`transport error` and reconnects, through the load balancer,
+//!   to a node that is still ready.
 //! - [`drain`] throws the registry's switches in batches spread over the drain window, so the
 //!   other nodes get a steady trickle of reconnections rather than a thundering herd. It stops
 //!   early once no Socket.IO socket is left on the node.
