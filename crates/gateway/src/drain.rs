@@ -458,7 +458,11 @@ mod tests {
             .await
             .expect("the writer blocks on a full socket");
         assert_eq!(registry.close_some(1), 1);
-        let kind = writer.await.expect("writer task");
+        // Without the wake-up the parked write would wait forever: bound it.
+        let kind = tokio::time::timeout(Duration::from_secs(5), writer)
+            .await
+            .expect("the parked write is woken by the drain")
+            .expect("writer task");
         assert_eq!(kind, io::ErrorKind::ConnectionAborted);
     }
 
